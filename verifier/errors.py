@@ -1,0 +1,40 @@
+"""Errors the user can act on.
+
+Every failure caused by the input (a file, a model, an option) is raised as a
+:class:`VerifierError` whose message is one line naming the problem, so the CLI
+can print it and exit with status 2 without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class VerifierError(Exception):
+    """Base class: a problem with the user's input or environment, not a bug."""
+
+    exit_code = 2
+
+
+class ModelFileError(VerifierError):
+    """The file is missing, unreadable, not ONNX, corrupt or unsafe."""
+
+
+class UnsupportedModelError(VerifierError):
+    """The model is valid ONNX but not an image-to-image model we can handle."""
+
+
+class GradientUnavailableError(UnsupportedModelError):
+    """onnxruntime-training cannot differentiate the model w.r.t. its input."""
+
+
+class RuntimeMissingError(VerifierError):
+    """The onnxruntime-training build is absent or was overwritten."""
+
+
+class InputError(VerifierError):
+    """An array handed to a model has the wrong shape, type or values."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's text (native libraries write pages)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -1,0 +1,128 @@
+"""Input gradients through onnxruntime-training's gradient graph builder.
+
+`onnxruntime.training` imports torch, so we use the C++ builder directly
+(`GradientGraphBuilder`): given a graph with a scalar loss it appends the
+backward nodes and exposes ``<input>_grad``.  This module joins a lowered,
+static-shape model with an :class:`~verifier.objective.Objective` into one
+graph and turns builder failures into messages naming the op and node.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from verifier.adapters import X, Y
+from verifier.errors import GradientUnavailableError, UnsupportedModelError, first_line
+from verifier.objective import LOSS, MODEL_IN, MODEL_OUT, VARIABLE, Objective
+from verifier.runtime import make_session, ort
+from verifier.specialise import StaticModel
+
+GRAD = VARIABLE + "_grad"
+_PREFIX = "model/"
+_NOT_REGISTERED = re.compile(r"has not been registered: ?(\w+)(?: for node (\S*))?")
+_MAX_BLOCKERS = 64
+
+
+def _renamed(name: str) -> str:
+    if name == X:
+        return MODEL_IN
+    if name == Y:
+        return MODEL_OUT
+    return _PREFIX + name if name else name
+
+
+def compose(static: StaticModel, objective: Objective, variable_shape: tuple[int, ...]) -> onnx.ModelProto:
+    """One graph: objective.before -> model (names prefixed) -> objective.after -> LOSS."""
+    graph = static.model.graph
+    for node in graph.node:
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            raise GradientUnavailableError(f"control flow ({node.op_type} node '{node.name}') cannot be differentiated")
+    nodes = list(objective.before) or [helper.make_node("Identity", [VARIABLE], [MODEL_IN])]
+    for index, node in enumerate(graph.node):
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        copy.input[:] = [_renamed(n) for n in node.input]
+        copy.output[:] = [_renamed(n) for n in node.output]
+        copy.name = _PREFIX + (node.name or f"{node.op_type}_{index}")
+        nodes.append(copy)
+    nodes.extend(objective.after)
+    initializers = list(objective.initializers)
+    for init in graph.initializer:
+        copy = TensorProto()
+        copy.CopyFrom(init)
+        copy.name = _renamed(init.name)
+        initializers.append(copy)
+    inputs = [helper.make_tensor_value_info(VARIABLE, TensorProto.FLOAT, list(variable_shape))]
+    inputs += [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in objective.inputs]
+    joined = helper.make_graph(nodes, f"objective_{objective.name}", inputs,
+                               [helper.make_tensor_value_info(LOSS, TensorProto.FLOAT, [])], initializers)
+    model = helper.make_model(joined, opset_imports=list(static.model.opset_import))
+    model.ir_version = static.model.ir_version
+    return model
+
+
+def _builder_error(exc: Exception) -> GradientUnavailableError:
+    match = _NOT_REGISTERED.search(str(exc))
+    if match:
+        op, node = match.group(1), (match.group(2) or "").removeprefix(_PREFIX)
+        return GradientUnavailableError(f"onnxruntime-training has no gradient for {op} (node '{node}')")
+    return GradientUnavailableError(f"onnxruntime-training cannot build the input gradient: {first_line(exc)}")
+
+
+def build_gradient(composed: onnx.ModelProto) -> bytes:
+    """Serialized model with outputs LOSS and GRAD (d LOSS / d VARIABLE)."""
+    builder_cls = ort().capi._pybind_state.GradientGraphBuilder
+    try:
+        builder = builder_cls(composed.SerializeToString(), {LOSS}, {VARIABLE}, LOSS)
+        builder.build()
+        return builder.get_model()
+    except Exception as exc:  # the builder raises bare RuntimeErrors with C++ context
+        raise _builder_error(exc) from exc
+
+
+def gradient_session(composed: onnx.ModelProto, threads: int | None = None):
+    """Build the backward graph and load it; missing CPU kernels are reported per op."""
+    grad_bytes = build_gradient(composed)
+    try:
+        return make_session(grad_bytes, threads)
+    except UnsupportedModelError as exc:
+        raise GradientUnavailableError(str(exc).replace(_PREFIX, "")) from exc
+
+
+def gradient_blockers(composed: onnx.ModelProto) -> list[str]:
+    """Every node that stops the input gradient, found by cutting blockers out one at a time."""
+    model = onnx.ModelProto()
+    model.CopyFrom(composed)
+    blockers: list[str] = []
+    for _ in range(_MAX_BLOCKERS):
+        try:
+            gradient_session(model)
+            return blockers
+        except GradientUnavailableError as exc:
+            blockers.append(str(exc))
+            match = _NOT_REGISTERED.search(str(exc.__cause__))
+            if not match or not _cut(model, match.group(2) or ""):
+                return blockers
+    return blockers
+
+
+def _cut(model: onnx.ModelProto, node_name: str) -> bool:
+    """Replace a node by free graph inputs, so the search can go on past it."""
+    graph = model.graph
+    for index, node in enumerate(graph.node):
+        if node.name == node_name and node_name:
+            del graph.node[index]
+            graph.input.extend(helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in node.output)
+            return True
+    return False
+
+
+def check_finite(name: str, array: np.ndarray) -> np.ndarray:
+    """Raise if a model produced NaN or Inf (a broken model must not yield a verdict)."""
+    if not np.isfinite(array).all():
+        raise UnsupportedModelError(f"model produced non-finite values in {name}")
+    return array

@@ -1,0 +1,145 @@
+"""`Model`: a loaded image-to-image network with forward, VJP and loss gradients.
+
+This is the object every later stage receives.  It holds the canonical graph
+(float32 NCHW in [0, 1], see :mod:`verifier.adapters`) and builds, per objective
+and input shape, a specialised, lowered, differentiated onnxruntime session,
+cached so that an optimisation loop pays for graph building once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from verifier import adapters, io_spec
+from verifier.errors import InputError, UnsupportedModelError, first_line
+from verifier.gradient import GRAD, check_finite, compose, gradient_blockers, gradient_session
+from verifier.lowering import lower
+from verifier.normalise import normalise
+from verifier.objective import LOSS, MODEL_IN, VARIABLE, Objective, vjp_objective
+from verifier.onnx_file import ModelSource, read_onnx
+from verifier.runtime import make_session
+from verifier.specialise import StaticModel, specialise
+
+_VJP = vjp_objective()
+
+
+@dataclass
+class Model:
+    """A model ready for inference and input gradients.
+
+    `threads` sets onnxruntime's intra-op threads (None: onnxruntime's default).
+    """
+
+    graph: onnx.ModelProto
+    io: io_spec.ImageIO
+    source: ModelSource | None = None
+    threads: int | None = None
+    original: onnx.ModelProto | None = field(default=None, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    # -- inference -----------------------------------------------------------------
+    def check_input(self, x: np.ndarray) -> np.ndarray:
+        """Validate an NCHW float image batch for this model."""
+        x = np.asarray(x)
+        if x.ndim != 4 or x.shape[1] != self.io.channels:
+            raise InputError(f"expected an NCHW batch with {self.io.channels} channels, got shape {list(x.shape)}")
+        fixed = (self.io.height, self.io.width)
+        if any(f is not None and f != got for f, got in zip(fixed, x.shape[2:], strict=True)):
+            raise InputError(f"model needs {fixed[0]}x{fixed[1]} images, got {x.shape[2]}x{x.shape[3]}")
+        if not np.isfinite(x).all():
+            raise InputError("input contains NaN or Inf")
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """f(x) for an NCHW batch in [0, 1]."""
+        x = self.check_input(x)
+        session = self._cache.get("forward")
+        if session is None:
+            session = self._cache["forward"] = make_session(self.graph.SerializeToString(), self.threads)
+        try:
+            (y,) = session.run(None, {adapters.X: x})
+        except Exception as exc:  # onnxruntime raises untyped errors
+            raise UnsupportedModelError(f"model failed on input {list(x.shape)}: {first_line(exc)}") from exc
+        return check_finite("its output", y)
+
+    # -- gradients ------------------------------------------------------------------
+    def static(self, input_shape: tuple[int, int, int, int]) -> StaticModel:
+        """The model fixed to `input_shape` and lowered to differentiable ops (cached)."""
+        key = ("static", tuple(input_shape))
+        if key not in self._cache:
+            self._cache[key] = lower(specialise(self.graph, tuple(input_shape)))
+        return self._cache[key]
+
+    def _model_input_shape(self, objective: Objective, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        if not objective.before:
+            return tuple(shape)
+        key = ("in_shape", objective.digest, shape)
+        if key not in self._cache:
+            graph = onnx.helper.make_graph(
+                list(objective.before), "before",
+                [onnx.helper.make_tensor_value_info(VARIABLE, onnx.TensorProto.FLOAT, list(shape))],
+                [onnx.helper.make_tensor_value_info(MODEL_IN, onnx.TensorProto.FLOAT, None)],
+                list(objective.initializers))
+            probe = onnx.helper.make_model(graph, opset_imports=list(self.graph.opset_import))
+            probe.ir_version = self.graph.ir_version
+            session = make_session(probe.SerializeToString())
+            (out,) = session.run([MODEL_IN], {VARIABLE: np.zeros(shape, np.float32)})
+            self._cache[key] = tuple(out.shape)
+        return self._cache[key]
+
+    def composed(self, objective: Objective, shape: tuple[int, ...]) -> onnx.ModelProto:
+        """The single graph objective.before -> model -> objective.after for a variable of `shape`."""
+        return compose(self.static(self._model_input_shape(objective, shape)), objective, shape)
+
+    def _gradient_session(self, objective: Objective, shape: tuple[int, ...]):
+        key = ("grad", objective.digest, shape)
+        if key not in self._cache:
+            self._cache[key] = gradient_session(self.composed(objective, shape), self.threads)
+        return self._cache[key]
+
+    def value_and_grad(self, objective: Objective, x: np.ndarray,
+                       feeds: dict[str, np.ndarray] | None = None) -> tuple[float, np.ndarray]:
+        """(loss, d loss / d x) in one session call."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        feeds = {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in (feeds or {}).items()}
+        missing = set(objective.inputs) - set(feeds)
+        if missing:
+            raise InputError(f"objective '{objective.name}' needs inputs {sorted(missing)}")
+        session = self._gradient_session(objective, tuple(x.shape))
+        try:
+            loss, grad = session.run([LOSS, GRAD], {VARIABLE: x, **feeds})
+        except Exception as exc:  # onnxruntime raises untyped errors
+            raise InputError(f"gradient evaluation failed: {first_line(exc)}") from exc
+        check_finite("the loss", loss)
+        return float(loss), check_finite("the gradient", grad)
+
+    def vjp(self, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        """d sum(dy * f(x)) / dx."""
+        x = self.check_input(x)
+        dy = np.asarray(dy, dtype=np.float32)
+        expected = (x.shape[0], self.io.out_channels, x.shape[2] * self.io.scale, x.shape[3] * self.io.scale)
+        if dy.shape != expected:
+            raise InputError(f"dy must have shape {list(expected)}, got {list(dy.shape)}")
+        return self.value_and_grad(_VJP, x, {"dy": dy})[1]
+
+    def gradient_blockers(self, input_shape: tuple[int, int, int, int]) -> list[str]:
+        """Why input gradients are unavailable at `input_shape` (empty list: they are available)."""
+        return gradient_blockers(self.composed(_VJP, tuple(input_shape)))
+
+
+def load_model(
+    path: str | Path,
+    layout: io_spec.Layout | None = None,
+    value_range: tuple[float, float] | None = None,
+    threads: int | None = None,
+) -> Model:
+    """Read, normalise and describe an ONNX model; wrap it in the canonical convention."""
+    original, source = read_onnx(path)
+    normalised = normalise(original)
+    io = io_spec.describe(normalised, layout=layout, value_range=value_range)
+    return Model(graph=adapters.canonicalise(normalised, io), io=io, source=source, threads=threads,
+                 original=original)

@@ -1,0 +1,58 @@
+"""Bring any ONNX model into the range onnxruntime-training 1.19 accepts.
+
+ORT 1.19 runs opsets up to 21 and IR versions up to 10; jax2onnx emits opset 23
+and onnx 1.23 writes IR 14.  Very old opsets (< 13) carry op versions whose
+gradient builders ORT lacks, so they are lifted to 13.
+"""
+
+from __future__ import annotations
+
+import onnx
+from onnx import version_converter
+
+from verifier.errors import UnsupportedModelError, first_line
+
+MIN_OPSET = 13
+MAX_OPSET = 21
+MAX_IR = 10
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """Version of the default ('' / ai.onnx) domain the model imports."""
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return entry.version
+    raise UnsupportedModelError("model imports no version of the default ONNX opset")
+
+
+def normalise(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Return a copy converted to an opset in [13, 21] and IR <= 10, with shapes inferred."""
+    opset = default_opset(model)
+    target = min(max(opset, MIN_OPSET), MAX_OPSET)
+    if target != opset:
+        try:
+            model = version_converter.convert_version(model, target)
+        except Exception as exc:  # the converter raises bare RuntimeErrors / C++ errors
+            raise UnsupportedModelError(
+                f"cannot convert model from opset {opset} to {target}: {first_line(exc)}"
+            ) from exc
+    else:
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        model = copy
+    model.ir_version = min(max(model.ir_version, 7), MAX_IR)
+    _drop_initializer_inputs(model)
+    try:
+        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception as exc:  # inference errors mean the graph itself is inconsistent
+        raise UnsupportedModelError(f"model fails ONNX shape inference: {first_line(exc)}") from exc
+    return model
+
+
+def _drop_initializer_inputs(model: onnx.ModelProto) -> None:
+    """IR < 4 lists initializers as graph inputs; at IR >= 7 that makes them overridable."""
+    names = {init.name for init in model.graph.initializer}
+    keep = [inp for inp in model.graph.input if inp.name not in names]
+    if len(keep) != len(model.graph.input):
+        del model.graph.input[:]
+        model.graph.input.extend(keep)

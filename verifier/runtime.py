@@ -1,0 +1,67 @@
+"""Access to the onnxruntime-training build.
+
+`onnxruntime-training` and plain `onnxruntime` install the same top-level module;
+whichever was installed last wins.  Plain onnxruntime lacks the gradient graph
+builder, so we check for it explicitly and say how to repair the environment
+instead of failing later with an obscure ImportError.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from types import ModuleType
+
+from verifier.errors import RuntimeMissingError, UnsupportedModelError, first_line
+
+_REPAIR = (
+    "pip uninstall -y onnxruntime onnxruntime-training-cpu && "
+    "pip install onnxruntime-training-cpu==1.19.2"
+)
+
+
+@functools.cache
+def ort() -> ModuleType:
+    """Return the `onnxruntime` module after checking it is the training build."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise RuntimeMissingError(f"onnxruntime-training is not installed; run: {_REPAIR}") from exc
+    try:
+        from onnxruntime.capi._pybind_state import GradientGraphBuilder  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeMissingError(
+            f"onnxruntime {onnxruntime.__version__} has no training ops: plain onnxruntime was "
+            f"installed over onnxruntime-training (a package such as jax2onnx pulls it in); "
+            f"run: {_REPAIR}"
+        ) from exc
+    onnxruntime.set_default_logger_severity(3)
+    return onnxruntime
+
+
+def make_session(model_bytes: bytes, threads: int | None = None):
+    """Create a CPU inference session; load failures become one-line UnsupportedModelErrors."""
+    rt = ort()
+    opts = rt.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    try:
+        return rt.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped exceptions
+        raise _translate_session_error(exc) from exc
+
+
+_NO_KERNEL = re.compile(r"Could not find an implementation for (\w+)\((\d+)\) node with name '([^']*)'")
+
+
+def _translate_session_error(exc: Exception) -> Exception:
+    text = str(exc)
+    match = _NO_KERNEL.search(text)
+    if match:
+        op, version, node = match.groups()
+        return UnsupportedModelError(
+            f"onnxruntime has no CPU kernel for {op} (opset {version}) at node '{node}'"
+        )
+    return UnsupportedModelError(f"onnxruntime could not load the graph: {first_line(exc, 300)}")
