@@ -131,15 +131,26 @@ class Model:
         return gradient_blockers(self.composed(_VJP, tuple(input_shape)))
 
 
+def model_from_proto(
+    original: onnx.ModelProto,
+    layout: io_spec.Layout | None = None,
+    value_range: tuple[float, float] | None = None,
+    threads: int | None = None,
+    source: ModelSource | None = None,
+) -> Model:
+    """Normalise and describe an in-memory ONNX model; wrap it in the canonical convention."""
+    normalised = normalise(original)
+    io = io_spec.describe(normalised, layout=layout, value_range=value_range)
+    return Model(graph=adapters.canonicalise(normalised, io), io=io, source=source, threads=threads,
+                 original=original)
+
+
 def load_model(
     path: str | Path,
     layout: io_spec.Layout | None = None,
     value_range: tuple[float, float] | None = None,
     threads: int | None = None,
 ) -> Model:
-    """Read, normalise and describe an ONNX model; wrap it in the canonical convention."""
+    """Read an ONNX file safely, then :func:`model_from_proto`."""
     original, source = read_onnx(path)
-    normalised = normalise(original)
-    io = io_spec.describe(normalised, layout=layout, value_range=value_range)
-    return Model(graph=adapters.canonicalise(normalised, io), io=io, source=source, threads=threads,
-                 original=original)
+    return model_from_proto(original, layout, value_range, threads, source)
