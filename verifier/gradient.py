@@ -9,6 +9,8 @@ graph and turns builder failures into messages naming the op and node.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 
 import numpy as np
@@ -66,11 +68,28 @@ def compose(static: StaticModel, objective: Objective, variable_shape: tuple[int
 
 
 def _builder_error(exc: Exception) -> GradientUnavailableError:
-    match = _NOT_REGISTERED.search(str(exc))
+    text = str(exc)
+    match = _NOT_REGISTERED.search(text)
     if match:
         op, node = match.group(1), (match.group(2) or "").removeprefix(_PREFIX)
         return GradientUnavailableError(f"onnxruntime-training has no gradient for {op} (node '{node}')")
-    return GradientUnavailableError(f"onnxruntime-training cannot build the input gradient: {first_line(exc)}")
+    # ORT prefixes the reason with a C++ source location and the failed check.
+    reason = text.rsplit(" was false.", 1)[-1].strip() or first_line(exc)
+    return GradientUnavailableError(
+        f"onnxruntime-training cannot build the input gradient: {reason.splitlines()[0][:200]}")
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """The builder logs at INFO level straight to fd 2, ignoring ORT's severity setting."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def build_gradient(composed: onnx.ModelProto) -> bytes:
@@ -78,7 +97,8 @@ def build_gradient(composed: onnx.ModelProto) -> bytes:
     builder_cls = ort().capi._pybind_state.GradientGraphBuilder
     try:
         builder = builder_cls(composed.SerializeToString(), {LOSS}, {VARIABLE}, LOSS)
-        builder.build()
+        with _native_stderr_silenced():
+            builder.build()
         return builder.get_model()
     except Exception as exc:  # the builder raises bare RuntimeErrors with C++ context
         raise _builder_error(exc) from exc
@@ -93,8 +113,11 @@ def gradient_session(composed: onnx.ModelProto, threads: int | None = None):
         raise GradientUnavailableError(str(exc).replace(_PREFIX, "")) from exc
 
 
-def gradient_blockers(composed: onnx.ModelProto) -> list[str]:
-    """Every node that stops the input gradient, found by cutting blockers out one at a time."""
+def gradient_blockers(composed: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    """Every node that stops the input gradient, found by bridging blockers one at a time.
+
+    `shapes` are the static shapes of the model's tensors (unprefixed names).
+    """
     model = onnx.ModelProto()
     model.CopyFrom(composed)
     blockers: list[str] = []
@@ -105,19 +128,37 @@ def gradient_blockers(composed: onnx.ModelProto) -> list[str]:
         except GradientUnavailableError as exc:
             blockers.append(str(exc))
             match = _NOT_REGISTERED.search(str(exc.__cause__))
-            if not match or not _cut(model, match.group(2) or ""):
+            if not match or not _bridge(model, match.group(2) or "", shapes):
                 return blockers
     return blockers
 
 
-def _cut(model: onnx.ModelProto, node_name: str) -> bool:
-    """Replace a node by free graph inputs, so the search can go on past it."""
+def _bridge(model: onnx.ModelProto, node_name: str, shapes: dict[str, tuple[int, ...]]) -> bool:
+    """Replace a node by a differentiable stand-in (zeros + 0 * sum(input)) of the same output shape.
+
+    The stand-in keeps the rest of the graph connected to the input, so the next
+    build attempt reports the next blocker instead of "unreachable".
+    """
     graph = model.graph
     for index, node in enumerate(graph.node):
-        if node.name == node_name and node_name:
-            del graph.node[index]
-            graph.input.extend(helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in node.output)
-            return True
+        if node.name != node_name or not node_name:
+            continue
+        total, gated = f"{node_name}/sum", f"{node_name}/gated"
+        zero = helper.make_tensor(f"{node_name}/zero", TensorProto.FLOAT, [], [0.0])
+        graph.initializer.append(zero)
+        stand_in = [helper.make_node("ReduceSum", [node.input[0]], [total], keepdims=0),
+                    helper.make_node("Mul", [total, zero.name], [gated])]
+        for out in node.output:
+            shape = shapes.get(out.removeprefix(_PREFIX))
+            if shape is None:
+                return False
+            zeros = helper.make_tensor(f"{out}/zeros", TensorProto.FLOAT, shape, np.zeros(shape).ravel())
+            graph.initializer.append(zeros)
+            stand_in.append(helper.make_node("Add", [zeros.name, gated], [out]))
+        nodes = [*graph.node[:index], *stand_in, *graph.node[index + 1:]]
+        del graph.node[:]
+        graph.node.extend(nodes)
+        return True
     return False
 
 

@@ -128,7 +128,7 @@ class Model:
 
     def gradient_blockers(self, input_shape: tuple[int, int, int, int]) -> list[str]:
         """Why input gradients are unavailable at `input_shape` (empty list: they are available)."""
-        return gradient_blockers(self.composed(_VJP, tuple(input_shape)))
+        return gradient_blockers(self.composed(_VJP, tuple(input_shape)), self.static(tuple(input_shape)).shapes)
 
 
 def model_from_proto(

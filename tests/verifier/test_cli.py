@@ -1,0 +1,85 @@
+"""The CLI: `inspect` output, and one-line errors with exit code 2 for every bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+from click.testing import CliRunner
+from conftest import conv_model, save
+from onnx import TensorProto, helper
+
+from verifier.cli import main
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_inspect_text(conv_onnx: Path):
+    result = _invoke("inspect", str(conv_onnx))
+    assert result.exit_code == 0, result.output
+    assert "'img' NCHW (from shape), 3 channel(s)" in result.stdout
+    assert "gradient   available at 1x3x64x64" in result.stdout
+
+
+def test_inspect_json_reports_lowering(tmp_path: Path):
+    path = save(conv_model(layout="NHWC", scale=2), tmp_path / "sr.onnx")
+    result = _invoke("inspect", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["io"]["layout"] == "NHWC" and report["io"]["scale"] == 2
+    assert report["gradient_available"] is True
+    assert report["lowered_ops"] == ["DepthToSpace"]
+    assert report["op_counts"]["Conv"] == 1
+
+
+def _no_image_input(tmp_path: Path) -> Path:
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["v"], ["out"])], "vec",
+        [helper.make_tensor_value_info("v", TensorProto.FLOAT, [1, 10])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 10])])
+    return save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "vec.onnx")
+
+
+def _outside_data(tmp_path: Path) -> Path:
+    path = tmp_path / "m" / "ext.onnx"
+    path.parent.mkdir()
+    onnx.save(conv_model(), str(path), save_as_external_data=True, location="w.bin", size_threshold=0)
+    model = onnx.load(str(path), load_external_data=False)
+    model.graph.initializer[0].external_data[0].value = "../../../etc/passwd"
+    return save(model, path)
+
+
+def _truncated(tmp_path: Path) -> Path:
+    path = save(conv_model(), tmp_path / "cut.onnx")
+    path.write_bytes(path.read_bytes()[:300])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p / "missing.onnx", "model file not found"),
+        (lambda p: (p / "notes.onnx").write_text("not a model") and p / "notes.onnx", "not a valid ONNX"),
+        (_truncated, "not a valid ONNX"),
+        (_outside_data, "outside the model's folder"),
+        (_no_image_input, "one 4-D image input"),
+        (lambda p: save(conv_model(extra=("Atan",)), p / "atan.onnx"), "no gradient for Atan"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, make, message: str):
+    result = _invoke("inspect", str(make(tmp_path)))
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("verifier: error:"), result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_bad_range_option(conv_onnx: Path):
+    result = _invoke("inspect", str(conv_onnx), "--range", "5,1")
+    assert result.exit_code == 2
+    assert "lo < hi" in result.stderr
