@@ -62,45 +62,54 @@ def specialise(model: onnx.ModelProto, input_shape: tuple[int, int, int, int]) -
     for dim, size in zip(graph.input[0].type.tensor_type.shape.dim, input_shape, strict=True):
         dim.Clear()
         dim.dim_value = int(size)
-    values = _probe_all(fixed, input_shape)
     dependent = value_dependent(graph)
     initializers = {init.name for init in graph.initializer}
-    folded: dict[str, np.ndarray] = {}
-    for node in graph.node:
-        if not dependent & set(node.output):
-            continue
-        for name in node.input:
-            if name and name not in dependent and name not in initializers and name in values:
-                folded[name] = values[name]
-    graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in folded.items())
+    frontier = {name for node in graph.node if dependent & set(node.output)
+                for name in node.input if name and name not in dependent and name not in initializers}
+    inferred = _inferred_shapes(fixed)
+    unknown = {name for node in graph.node for name in node.output if name and name not in inferred}
+    values = _probe(fixed, input_shape, frontier | unknown)
+    graph.initializer.extend(numpy_helper.from_array(values[name], name) for name in sorted(frontier))
     _prune(graph)
-    shapes = {name: tuple(int(d) for d in value.shape) for name, value in values.items()}
+    shapes = {**inferred, **{name: tuple(int(d) for d in value.shape) for name, value in values.items()}}
     shapes[X] = tuple(input_shape)
     for init in graph.initializer:
         shapes[init.name] = tuple(init.dims)
     return StaticModel(model=fixed, shapes=shapes, input_shape=tuple(input_shape))
 
 
-def _probe_all(model: onnx.ModelProto, input_shape: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """Run once on zeros and return every intermediate tensor of the main graph."""
+def _inferred_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """Fully static shapes that ONNX shape inference finds (probing the rest costs memory)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # inference is an optimisation here: the probe covers what it misses
+        return {}
+    shapes = {}
+    for value in (*inferred.graph.value_info, *inferred.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if value.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
+            shapes[value.name] = tuple(d.dim_value for d in dims)
+    return shapes
+
+
+def _probe(model: onnx.ModelProto, input_shape: tuple[int, ...], names: set[str]) -> dict[str, np.ndarray]:
+    """Run once on zeros and return the requested intermediate tensors of the main graph."""
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     del probe.graph.value_info[:]
-    existing = {out.name for out in probe.graph.output}
-    for node in probe.graph.node:
-        for name in node.output:
-            if name and name not in existing:
-                probe.graph.output.append(helper.ValueInfoProto(name=name))
-                existing.add(name)
+    del probe.graph.output[:]
+    probe.graph.output.extend(helper.ValueInfoProto(name=name) for name in sorted(names))
+    if not names:
+        return {}
     session = make_session(probe.SerializeToString())
-    names = [out.name for out in session.get_outputs()]
+    wanted = [out.name for out in session.get_outputs()]
     try:
-        results = session.run(names, {X: np.zeros(input_shape, dtype=np.float32)})
+        results = session.run(wanted, {X: np.zeros(input_shape, dtype=np.float32)})
     except Exception as exc:  # onnxruntime raises untyped errors
         raise UnsupportedModelError(
             f"model fails on input shape {list(input_shape)}: {first_line(exc)}"
         ) from exc
-    return dict(zip(names, results, strict=True))
+    return dict(zip(wanted, results, strict=True))
 
 
 def _prune(graph: onnx.GraphProto) -> None:
