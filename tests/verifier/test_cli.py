@@ -7,8 +7,8 @@ from pathlib import Path
 
 import onnx
 import pytest
+from builders import conv_model, save
 from click.testing import CliRunner
-from conftest import conv_model, save
 from onnx import TensorProto, helper
 
 from verifier.cli import main

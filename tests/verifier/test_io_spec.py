@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx
 import pytest
-from conftest import conv_model
+from builders import conv_model
 from onnx import TensorProto, helper
 
 from verifier.errors import InputError, UnsupportedModelError

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from conftest import conv_model
+from builders import conv_model
+from checks import directional_fd_error
 
 from verifier import model_from_proto
 from verifier.errors import GradientUnavailableError, InputError, UnsupportedModelError
@@ -15,19 +16,6 @@ from verifier.runtime import make_session
 def _raw(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     session = make_session(model.SerializeToString())
     return session.run(None, {"img": x})[0]
-
-
-def _directional_check(model, x: np.ndarray, seed: int = 0, eps: float = 1e-3) -> float:
-    """Relative error between <vjp(x, dy), v> and a central difference of <dy, f(x)> along v."""
-    rng = np.random.default_rng(seed)
-    y = model.run(x)
-    dy = rng.normal(size=y.shape).astype(np.float32)
-    v = rng.normal(size=x.shape)
-    plus = float((dy * model.run((x + eps * v).astype(np.float32))).sum(dtype=np.float64))
-    minus = float((dy * model.run((x - eps * v).astype(np.float32))).sum(dtype=np.float64))
-    numeric = (plus - minus) / (2 * eps)
-    analytic = float((model.vjp(x, dy).astype(np.float64) * v).sum())
-    return abs(analytic - numeric) / max(abs(numeric), 1e-6)
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
@@ -41,7 +29,7 @@ def test_canonical_forward_and_vjp(layout: str, scale: int):
     expected = raw_out.transpose(0, 3, 1, 2) if layout == "NHWC" else raw_out
     np.testing.assert_allclose(model.run(x), expected, atol=1e-6)
     assert model.run(x).shape == (2, 3, 8 * scale, 8 * scale)
-    assert _directional_check(model, x) < 1e-3
+    assert directional_fd_error(model, x) < 1e-3
 
 
 def test_value_range_adapter():
@@ -49,7 +37,7 @@ def test_value_range_adapter():
     model = model_from_proto(proto, value_range=(0.0, 255.0))
     x = np.random.default_rng(2).random((1, 3, 8, 8), dtype=np.float32) * np.float32(0.004)
     np.testing.assert_allclose(model.run(x), _raw(proto, x * 255.0) / 255.0, atol=1e-6)
-    assert _directional_check(model, x, eps=1e-5) < 1e-3  # small x: tanh(conv(255 x)) unsaturated
+    assert directional_fd_error(model, x, eps=1e-5) < 1e-3  # small x: tanh(conv(255 x)) unsaturated
 
 
 def test_vjp_is_deterministic():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import conv_model
+from builders import conv_model
 
 from verifier.normalise import MAX_IR, default_opset, normalise
 from verifier.runtime import make_session

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from conftest import conv_model, save
+from builders import conv_model, save
 
 from verifier.errors import ModelFileError
 from verifier.onnx_file import read_onnx
