@@ -43,12 +43,8 @@ def _hard_sigmoid(ctx: LoweringContext, x: str, alpha: float, beta: float, out: 
 
 @lowers("PRelu")
 def prelu(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """relu(x) + slope * min(x, 0); the slope keeps its broadcast shape."""
+    """relu(x) + slope * min(x, 0); Mul broadcasts the slope exactly as PRelu does."""
     x, slope = node.input[0], node.input[1]
-    rank = len(ctx.shape(x))
-    value = ctx.value(slope)
-    if value is not None and value.ndim == 1 and rank > 2 and value.size > 1:
-        slope = ctx.unsqueeze_to(slope, rank)
     negative = ctx.emit("Mul", [_neg_part(ctx, x), slope])
     ctx.emit("Add", [ctx.emit("Relu", [x]), negative], out=node.output[0])
 

@@ -65,7 +65,7 @@ def reduce_extreme(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         return
     if node.op_type == "ReduceMin":
         result = ctx.fresh("max")
-        _max_over(ctx, ctx.emit("Neg", [x]), axes, keepdims, result)
+        _max_over(ctx, ctx.emit("Neg", [x], shape=ctx.shape(x)), axes, keepdims, result)
         ctx.emit("Neg", [result], out=node.output[0])
     else:
         _max_over(ctx, x, axes, keepdims, node.output[0])

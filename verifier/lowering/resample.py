@@ -92,7 +92,8 @@ def _conv_transpose_pads(node: onnx.NodeProto, in_hw, kernel, strides, dilations
     for i, s, k, d, o, t in zip(in_hw, strides, kernel, dilations, out_pad, target, strict=True):
         total = s * (i - 1) + o + (k - 1) * d + 1 - t
         small, large = total // 2, total - total // 2
-        begin, end = (large, small) if auto_pad == "SAME_LOWER" else (small, large)
+        # The spec gives the odd pixel to the end only for SAME_UPPER (output_shape alone: to the start).
+        begin, end = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
         begins.append(begin)
         ends.append(end)
     return begins + ends
