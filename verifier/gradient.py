@@ -26,6 +26,7 @@ from verifier.specialise import StaticModel
 GRAD = VARIABLE + "_grad"
 _PREFIX = "model/"
 _NOT_REGISTERED = re.compile(r"has not been registered: ?(\w+)(?: for node (\S*))?")
+_ORT_REASON = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : (.*)")
 _MAX_BLOCKERS = 64
 
 
@@ -74,9 +75,12 @@ def _builder_error(exc: Exception) -> GradientUnavailableError:
         op, node = match.group(1), (match.group(2) or "").removeprefix(_PREFIX)
         return GradientUnavailableError(f"onnxruntime-training has no gradient for {op} (node '{node}')")
     # ORT prefixes the reason with a C++ source location and the failed check.
-    reason = text.rsplit(" was false.", 1)[-1].strip() or first_line(exc)
-    return GradientUnavailableError(
-        f"onnxruntime-training cannot build the input gradient: {reason.splitlines()[0][:200]}")
+    found = _ORT_REASON.search(text)
+    reason = found.group(1) if found else text.rsplit(" was false.", 1)[-1].strip() or first_line(exc)
+    reason = reason.splitlines()[0][:200].replace(_PREFIX, "")
+    if "unreachable" in reason:
+        reason += " (every path from the image to the output goes through ops with no gradient)"
+    return GradientUnavailableError(f"onnxruntime-training cannot build the input gradient: {reason}")
 
 
 @contextlib.contextmanager

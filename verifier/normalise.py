@@ -2,13 +2,16 @@
 
 ORT 1.19 runs opsets up to 21 and IR versions up to 10; jax2onnx emits opset 23
 and onnx 1.23 writes IR 14.  Very old opsets (< 13) carry op versions whose
-gradient builders ORT lacks, so they are lifted to 13.
+gradient builders ORT lacks, so they are lifted to 13.  Half-precision models are
+computed in float32: ORT's CPU kernels and gradient builders are float32-first,
+and the lowering passes write float32 constants.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
-from onnx import version_converter
+from onnx import TensorProto, numpy_helper, version_converter
 
 from verifier.errors import UnsupportedModelError, first_line
 
@@ -42,6 +45,7 @@ def normalise(model: onnx.ModelProto) -> onnx.ModelProto:
         model = copy
     model.ir_version = min(max(model.ir_version, 7), MAX_IR)
     _drop_initializer_inputs(model)
+    _promote_float16(model.graph)
     try:
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception as exc:  # inference errors mean the graph itself is inconsistent
@@ -56,3 +60,22 @@ def _drop_initializer_inputs(model: onnx.ModelProto) -> None:
     if len(keep) != len(model.graph.input):
         del model.graph.input[:]
         model.graph.input.extend(keep)
+
+
+def _promote_float16(graph: onnx.GraphProto) -> None:
+    """Rewrite float16 tensors, casts and declared types as float32 (recursing into subgraphs)."""
+    for index, init in enumerate(graph.initializer):
+        if init.data_type == TensorProto.FLOAT16:
+            graph.initializer[index].CopyFrom(
+                numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float32), init.name))
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        if value.type.tensor_type.elem_type == TensorProto.FLOAT16:
+            value.type.tensor_type.elem_type = TensorProto.FLOAT
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT16:
+                attr.i = TensorProto.FLOAT
+            if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == TensorProto.FLOAT16:
+                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float32), attr.t.name))
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+                _promote_float16(sub)

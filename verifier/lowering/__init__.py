@@ -8,7 +8,16 @@ Rules live in small topic modules and register themselves with :func:`lowers`;
 outputs and for gradients against finite differences.
 """
 
-from verifier.lowering import activations, normalization, padding, rearrange, reductions, resample, structure  # noqa: F401  (registration)
+from verifier.lowering import (  # noqa: F401  (imported to register their rules)
+    activations,
+    normalization,
+    padding,
+    quantization,
+    rearrange,
+    reductions,
+    resample,
+    structure,
+)
 from verifier.lowering.base import LoweringContext, lower, lowerable_ops, lowers
 
 __all__ = ["LoweringContext", "lower", "lowerable_ops", "lowers"]
