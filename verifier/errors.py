@@ -7,6 +7,11 @@ can print it and exit with status 2 without a traceback.
 
 from __future__ import annotations
 
+import re
+
+_ORT_PREFIX = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : ")
+_SOURCE_LOCATION = re.compile(r"^\S+\.(?:cc|cpp|h):\d+ ")
+
 
 class VerifierError(Exception):
     """Base class: a problem with the user's input or environment, not a bug."""
@@ -35,6 +40,11 @@ class InputError(VerifierError):
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:
-    """The first line of an exception's text (native libraries write pages)."""
-    text = str(exc).strip()
+    """The reason an exception gives, on one line.
+
+    Native libraries write pages; onnxruntime nests "[ONNXRuntimeError] : 1 : FAIL : "
+    prefixes and C++ source locations before the part a user can act on.
+    """
+    text = _ORT_PREFIX.split(str(exc).strip())[-1].strip()
+    text = _SOURCE_LOCATION.sub("", text)
     return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -26,7 +26,6 @@ from verifier.specialise import StaticModel
 GRAD = VARIABLE + "_grad"
 _PREFIX = "model/"
 _NOT_REGISTERED = re.compile(r"has not been registered: ?(\w+)(?: for node (\S*))?")
-_ORT_REASON = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : (.*)")
 _MAX_BLOCKERS = 64
 
 
@@ -74,9 +73,8 @@ def _builder_error(exc: Exception) -> GradientUnavailableError:
     if match:
         op, node = match.group(1), (match.group(2) or "").removeprefix(_PREFIX)
         return GradientUnavailableError(f"onnxruntime-training has no gradient for {op} (node '{node}')")
-    # ORT prefixes the reason with a C++ source location and the failed check.
-    found = _ORT_REASON.search(text)
-    reason = found.group(1) if found else text.rsplit(" was false.", 1)[-1].strip() or first_line(exc)
+    # A failed C++ check reads "<location> <condition> was false. <reason>".
+    reason = text.rsplit(" was false.", 1)[-1].strip() if " was false." in text else first_line(exc)
     reason = reason.splitlines()[0][:200].replace(_PREFIX, "")
     if "unreachable" in reason:
         reason += " (every path from the image to the output goes through ops with no gradient)"
@@ -100,8 +98,8 @@ def build_gradient(composed: onnx.ModelProto) -> bytes:
     """Serialized model with outputs LOSS and GRAD (d LOSS / d VARIABLE)."""
     builder_cls = ort().capi._pybind_state.GradientGraphBuilder
     try:
-        builder = builder_cls(composed.SerializeToString(), {LOSS}, {VARIABLE}, LOSS)
         with _native_stderr_silenced():
+            builder = builder_cls(composed.SerializeToString(), {LOSS}, {VARIABLE}, LOSS)
             builder.build()
         return builder.get_model()
     except Exception as exc:  # the builder raises bare RuntimeErrors with C++ context

@@ -35,7 +35,7 @@ def ort() -> ModuleType:
             f"installed over onnxruntime-training (a package such as jax2onnx pulls it in); "
             f"run: {_REPAIR}"
         ) from exc
-    onnxruntime.set_default_logger_severity(3)
+    onnxruntime.set_default_logger_severity(4)  # failures surface as exceptions, reported once
     return onnxruntime
 
 
@@ -43,7 +43,7 @@ def make_session(model_bytes: bytes, threads: int | None = None):
     """Create a CPU inference session; load failures become one-line UnsupportedModelErrors."""
     rt = ort()
     opts = rt.SessionOptions()
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

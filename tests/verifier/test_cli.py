@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import onnx
@@ -59,9 +61,35 @@ def _truncated(tmp_path: Path) -> Path:
     return path
 
 
+def _hostile(kind: str):
+    """Graphs a hostile or broken exporter could write."""
+
+    def make(tmp_path: Path) -> Path:
+        model = conv_model()
+        graph = model.graph
+        if kind == "cycle":
+            graph.node.extend([helper.make_node("Relu", ["b"], ["a"]), helper.make_node("Relu", ["a"], ["b"])])
+            graph.node[0].input.append("a")  # Conv bias from the cycle
+        elif kind == "missing":
+            graph.node[0].input[1] = "nowhere"
+        elif kind == "raw_data":
+            graph.initializer[0].raw_data = graph.initializer[0].raw_data[:10]
+        elif kind == "custom_op":
+            graph.node.append(helper.make_node("Evil", ["out"], ["evil"], domain="evil.domain"))
+            graph.output[0].name = "evil"
+            model.opset_import.append(helper.make_opsetid("evil.domain", 1))
+        return save(model, tmp_path / f"{kind}.onnx")
+
+    return make
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
+        (_hostile("cycle"), "could not load the graph"),
+        (_hostile("missing"), "'nowhere'"),
+        (_hostile("raw_data"), "buffer size mismatch"),
+        (_hostile("custom_op"), "evil.domain:Evil"),
         (lambda p: p / "missing.onnx", "model file not found"),
         (lambda p: (p / "notes.onnx").write_text("not a model") and p / "notes.onnx", "not a valid ONNX"),
         (_truncated, "not a valid ONNX"),
@@ -83,3 +111,11 @@ def test_bad_range_option(conv_onnx: Path):
     result = _invoke("inspect", str(conv_onnx), "--range", "5,1")
     assert result.exit_code == 2
     assert "lo < hi" in result.stderr
+
+
+def test_native_logs_do_not_leak(tmp_path: Path):
+    """onnxruntime logs straight to fd 2; the process's whole stderr must still be one line."""
+    path = _hostile("raw_data")(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "verifier", "inspect", str(path)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
