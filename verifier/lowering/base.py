@@ -42,6 +42,13 @@ def attr(node: onnx.NodeProto, name: str, default=None):
     return default
 
 
+def axis_view(rank: int, axis: int = 1) -> list[int]:
+    """Reshape target that lays a 1-D tensor along `axis` of a rank-`rank` tensor: [1, -1, 1, 1]."""
+    shape = [1] * rank
+    shape[axis % rank] = -1
+    return shape
+
+
 def node_label(node: onnx.NodeProto) -> str:
     """How errors name a node: its op and name (or first output)."""
     return f"{node.op_type} node '{node.name or node.output[0]}'"
@@ -123,14 +130,13 @@ class LoweringContext:
                              keepdims=int(keepdims))
         return self.emit(op, [x], out, axes=list(axes), keepdims=int(keepdims))
 
-    def unsqueeze_to(self, x: str, rank: int, axis: int = 1) -> str:
-        """View a 1-D per-channel tensor so it broadcasts against a rank-`rank` tensor on `axis`."""
+    def along_axis(self, x: str, rank: int, axis: int = 1) -> str:
+        """View a 1-D tensor (per channel, per axis) so it broadcasts against rank `rank` on `axis`."""
+        view = axis_view(rank, axis)
         value = self.value(x)
-        shape = [1] * rank
-        shape[axis] = -1
         if value is not None:
-            return self.const(value.reshape(shape), "per_channel", value.dtype)
-        return self.reshape(x, [d if d != -1 else self.shape(x)[0] for d in shape])
+            return self.const(value.reshape(view), "per_axis", value.dtype)
+        return self.reshape(x, [d if d != -1 else self.shape(x)[0] for d in view])
 
 
 def lower(static: StaticModel) -> StaticModel:

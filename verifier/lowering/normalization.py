@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 
 from verifier.errors import UnsupportedModelError
-from verifier.lowering.base import LoweringContext, attr, lowers, node_label
+from verifier.lowering.base import LoweringContext, attr, axis_view, lowers, node_label
 
 
 def _used(name: str, ctx: LoweringContext) -> bool:
@@ -44,12 +44,9 @@ def batch_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     if any(v is None for v in (scale, bias, mean, var)):
         raise UnsupportedModelError(f"{node_label(node)} has non-constant parameters")
     a = scale / np.sqrt(var + attr(node, "epsilon", 1e-5))
-    rank = len(ctx.shape(node.input[0]))
-    shape = [1] * rank
-    shape[1] = -1
-    scaled = ctx.emit("Mul", [node.input[0], ctx.const(a.reshape(shape), "bn_scale")])
-    ctx.emit("Add", [scaled, ctx.const((bias - mean * a).reshape(shape), "bn_shift")],
-             out=node.output[0])
+    view = axis_view(len(ctx.shape(node.input[0])))
+    scaled = ctx.emit("Mul", [node.input[0], ctx.const(a.reshape(view), "bn_scale")])
+    ctx.emit("Add", [scaled, ctx.const((bias - mean * a).reshape(view), "bn_shift")], out=node.output[0])
 
 
 @lowers("InstanceNormalization")
@@ -57,8 +54,7 @@ def instance_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """Standardise each channel of each image over its spatial axes."""
     rank = len(ctx.shape(node.input[0]))
     y = _standardise(ctx, node.input[0], list(range(2, rank)), attr(node, "epsilon", 1e-5))
-    _affine(ctx, y, ctx.unsqueeze_to(node.input[1], rank), ctx.unsqueeze_to(node.input[2], rank),
-            node.output[0])
+    _affine(ctx, y, ctx.along_axis(node.input[1], rank), ctx.along_axis(node.input[2], rank), node.output[0])
 
 
 @lowers("GroupNormalization")
@@ -73,8 +69,7 @@ def group_norm(node: onnx.NodeProto, ctx: LoweringContext) -> None:
         raise UnsupportedModelError(f"{node_label(node)} has non-constant scale or bias")
     if scale.size == groups and groups != shape[1]:
         scale, bias = np.repeat(scale, shape[1] // groups), np.repeat(bias, shape[1] // groups)
-    view = [1] * len(shape)
-    view[1] = -1
+    view = axis_view(len(shape))
     _affine(ctx, y, ctx.const(scale.reshape(view), "gn_scale"), ctx.const(bias.reshape(view), "gn_bias"),
             node.output[0])
 

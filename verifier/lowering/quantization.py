@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from verifier.errors import GradientUnavailableError
-from verifier.lowering.base import LoweringContext, attr, lowers, node_label
+from verifier.lowering.base import LoweringContext, attr, axis_view, lowers, node_label
 
 _RANGES = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127),
            np.dtype(np.uint16): (0, 65535), np.dtype(np.int16): (-32768, 32767)}
@@ -25,17 +25,6 @@ _RANGES = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127),
 
 def _producer(ctx: LoweringContext, name: str) -> onnx.NodeProto | None:
     return next((node for node in ctx.graph.node if name in node.output), None)
-
-
-def _broadcastable(ctx: LoweringContext, name: str, node: onnx.NodeProto, rank: int) -> str:
-    """Per-axis scales/zero points are 1-D along `axis`: view them for broadcasting."""
-    value = ctx.value(name)
-    if value is None or value.ndim == 0:
-        return name
-    axis = attr(node, "axis", 1) % rank
-    shape = [1] * rank
-    shape[axis] = -1
-    return ctx.const(value.astype(np.float32).reshape(shape), "qparam")
 
 
 @lowers("DequantizeLinear")
@@ -54,11 +43,10 @@ def fake_quantize(node: onnx.NodeProto, ctx: LoweringContext) -> bool:
     lo, hi = _RANGES.get(zero_value.dtype, (None, None))
     if lo is None:
         raise GradientUnavailableError(f"{node_label(quantize)} quantises to unsupported type {zero_value.dtype}")
-    scale = _broadcastable(ctx, quantize.input[1], quantize, rank)
-    zero = ctx.const(zero_value.astype(np.float32), "zero") if zero_value.ndim == 0 else \
-        _broadcastable(ctx, zero_name, quantize, rank)
-    if scale == quantize.input[1]:
-        scale = ctx.const(scale_value.astype(np.float32), "scale")
+    # Per-axis scales and zero points are 1-D along the quantiser's `axis`.
+    view = axis_view(rank, attr(quantize, "axis", 1)) if scale_value.ndim else []
+    scale = ctx.const(scale_value.astype(np.float32).reshape(view), "scale")
+    zero = ctx.const(zero_value.astype(np.float32).reshape(view if zero_value.ndim else []), "zero")
     shifted = ctx.emit("Add", [ctx.emit("Div", [t, scale]), zero])
     clipped = ctx.emit("Clip", [shifted, ctx.const(float(lo), "qmin"), ctx.const(float(hi), "qmax")])
     ctx.emit("Mul", [ctx.emit("Sub", [clipped, zero]), scale], out=node.output[0])
