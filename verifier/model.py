@@ -39,7 +39,10 @@ class Model:
     source: ModelSource | None = None
     threads: int | None = None
     original: onnx.ModelProto | None = field(default=None, repr=False)
-    _cache: dict = field(default_factory=dict, repr=False)
+    _forward: object | None = field(default=None, repr=False)
+    _static: dict[tuple[int, ...], StaticModel] = field(default_factory=dict, repr=False)
+    _input_shapes: dict[tuple[str, tuple[int, ...]], tuple[int, ...]] = field(default_factory=dict, repr=False)
+    _gradients: dict[tuple[str, tuple[int, ...]], object] = field(default_factory=dict, repr=False)
 
     # -- inference -----------------------------------------------------------------
     def check_input(self, x: np.ndarray) -> np.ndarray:
@@ -57,11 +60,10 @@ class Model:
     def run(self, x: np.ndarray) -> np.ndarray:
         """f(x) for an NCHW batch in [0, 1]."""
         x = self.check_input(x)
-        session = self._cache.get("forward")
-        if session is None:
-            session = self._cache["forward"] = make_session(self.graph.SerializeToString(), self.threads)
+        if self._forward is None:
+            self._forward = make_session(self.graph.SerializeToString(), self.threads)
         try:
-            (y,) = session.run(None, {adapters.X: x})
+            (y,) = self._forward.run(None, {adapters.X: x})
         except Exception as exc:  # onnxruntime raises untyped errors
             raise UnsupportedModelError(f"model failed on input {list(x.shape)}: {first_line(exc)}") from exc
         return check_finite("its output", y)
@@ -69,16 +71,16 @@ class Model:
     # -- gradients ------------------------------------------------------------------
     def static(self, input_shape: tuple[int, int, int, int]) -> StaticModel:
         """The model fixed to `input_shape` and lowered to differentiable ops (cached)."""
-        key = ("static", tuple(input_shape))
-        if key not in self._cache:
-            self._cache[key] = lower(specialise(self.graph, tuple(input_shape)))
-        return self._cache[key]
+        key = tuple(input_shape)
+        if key not in self._static:
+            self._static[key] = lower(specialise(self.graph, key))
+        return self._static[key]
 
     def _model_input_shape(self, objective: Objective, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         if not objective.before:
             return tuple(shape)
-        key = ("in_shape", objective.digest, shape)
-        if key not in self._cache:
+        key = (objective.digest, shape)
+        if key not in self._input_shapes:
             graph = onnx.helper.make_graph(
                 list(objective.before), "before",
                 [onnx.helper.make_tensor_value_info(VARIABLE, onnx.TensorProto.FLOAT, list(shape))],
@@ -88,18 +90,18 @@ class Model:
             probe.ir_version = self.graph.ir_version
             session = make_session(probe.SerializeToString())
             (out,) = session.run([MODEL_IN], {VARIABLE: np.zeros(shape, np.float32)})
-            self._cache[key] = tuple(out.shape)
-        return self._cache[key]
+            self._input_shapes[key] = tuple(out.shape)
+        return self._input_shapes[key]
 
     def composed(self, objective: Objective, shape: tuple[int, ...]) -> onnx.ModelProto:
         """The single graph objective.before -> model -> objective.after for a variable of `shape`."""
         return compose(self.static(self._model_input_shape(objective, shape)), objective, shape)
 
     def _gradient_session(self, objective: Objective, shape: tuple[int, ...]):
-        key = ("grad", objective.digest, shape)
-        if key not in self._cache:
-            self._cache[key] = gradient_session(self.composed(objective, shape), self.threads)
-        return self._cache[key]
+        key = (objective.digest, shape)
+        if key not in self._gradients:
+            self._gradients[key] = gradient_session(self.composed(objective, shape), self.threads)
+        return self._gradients[key]
 
     def value_and_grad(self, objective: Objective, x: np.ndarray,
                        feeds: dict[str, np.ndarray] | None = None) -> tuple[float, np.ndarray]:
