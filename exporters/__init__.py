@@ -1,0 +1,44 @@
+"""Framework -> ONNX.  One exporter per framework behind :func:`export`.
+
+`verifier` never imports this package's frameworks; each exporter imports its
+framework only when it runs and names the pip extra that installs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exporters.base import Exporter, ExportError, ExportRequest, ExportResult, atomic_output
+from exporters.onnx_passthrough import OnnxExporter
+from exporters.torch_exporter import TorchExporter
+
+EXPORTERS: dict[str, Exporter] = {exporter.name: exporter for exporter in (OnnxExporter(), TorchExporter())}
+#: Formats recognised by their files but not exported yet, with what they are.
+_PLANNED = {".h5": "Keras HDF5", ".keras": "Keras", ".tflite": "TFLite", ".pdparams": "PaddlePaddle",
+            ".pdiparams": "PaddlePaddle", ".msgpack": "Flax msgpack", ".mpk": "Flax msgpack",
+            ".mat": "MATLAB"}
+
+
+def detect(path: Path) -> Exporter:
+    """The exporter for a file, from its name."""
+    for exporter in EXPORTERS.values():
+        if exporter.accepts(path):
+            return exporter
+    if path.suffix.lower() in _PLANNED:
+        raise ExportError(f"{_PLANNED[path.suffix.lower()]} files ({path.suffix}) have no exporter yet: {path}")
+    raise ExportError(f"unknown model format '{path.suffix or path.name}': {path}; "
+                      f"known: {', '.join(sorted(EXPORTERS))} (choose with --framework)")
+
+
+def export(request: ExportRequest, framework: str | None = None) -> ExportResult:
+    """Export `request.source` to `request.output`; nothing is left at the output on failure."""
+    if not request.source.exists():
+        raise ExportError(f"source not found: {request.source}")
+    if framework is not None and framework not in EXPORTERS:
+        raise ExportError(f"unknown framework {framework!r}; known: {', '.join(sorted(EXPORTERS))}")
+    exporter = EXPORTERS[framework] if framework else detect(request.source)
+    with atomic_output(request.output) as target:
+        return exporter.export(request, target)
+
+
+__all__ = ["EXPORTERS", "ExportError", "ExportRequest", "ExportResult", "detect", "export"]

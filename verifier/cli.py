@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -82,3 +83,45 @@ def inspect(model_path: str, as_json: bool, layout, value_range, threads) -> Non
         click.echo(report.to_text())
     if not report.gradient_available:
         raise GradientUnavailableError(f"input gradients unavailable: {report.gradient_blockers[0]}")
+
+
+def _input_shape(_ctx, _param, value: str | None) -> tuple[int, int, int] | None:
+    if value is None:
+        return None
+    try:
+        channels, height, width = (int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter("must be C,H,W, e.g. 3,64,64") from None
+    return channels, height, width
+
+
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="ONNX file to write (written only if everything succeeds).")
+@click.option("--framework", default=None, help="Exporter to use when the file name does not tell (torch, onnx).")
+@click.option("--arch", default=None, metavar="MODULE:FACTORY", help="Architecture for weights-only files.")
+@click.option("--arch-kwargs", default=None, metavar="JSON", help="Keyword arguments for the factory, as JSON.")
+@click.option("--input-shape", callback=_input_shape, default=None, metavar="C,H,W",
+              help="Input used by the equivalence check (default: channels from the model, 32x32).")
+@click.option("--check/--no-check", default=True, help="Compare the ONNX output with the native framework's.")
+@click.option("--trust-pickle", is_flag=True, help="Allow files that execute code when loaded (pickled modules).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def export(source: Path, output: Path, framework, arch, arch_kwargs, input_shape, check, trust_pickle,
+           as_json: bool) -> None:
+    """Export SOURCE (PyTorch weights or module, ONNX) to an ONNX file verifier can load."""
+    from exporters import ExportRequest
+    from exporters import export as run_export
+
+    try:
+        kwargs = json.loads(arch_kwargs) if arch_kwargs else None
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"--arch-kwargs is not JSON: {exc}") from None
+    result = run_export(ExportRequest(source=source, output=output, arch=arch, arch_kwargs=kwargs,
+                                      input_shape=input_shape, check=check, trust_pickle=trust_pickle),
+                        framework)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        error = "" if result.max_rel_error is None else f", max relative error {result.max_rel_error:.2g}"
+        click.echo(f"wrote {result.output} ({result.exporter}{error})")

@@ -1,0 +1,145 @@
+"""PyTorch: state_dicts (with an architecture) and, only if trusted, pickled modules.
+
+Files load with ``torch.load(weights_only=True)``, which cannot run code.  A
+whole pickled module needs ``weights_only=False``, i.e. executing whatever the
+file contains, so it is refused unless the user passes ``trust_pickle``.
+Export uses the dynamo exporter with dynamic height and width, falling back to
+the legacy TorchScript exporter (opset 17) when dynamo fails.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from exporters.base import (
+    ExportError,
+    ExportRequest,
+    ExportResult,
+    check_equivalence,
+    load_factory,
+    quiet_framework,
+    require,
+    user_code_importable,
+    write_metadata,
+)
+from verifier.errors import first_line
+from verifier.onnx_file import sha256_file
+
+_SUFFIXES = {".pt", ".pth", ".pkl", ".bin", ".ckpt"}
+_CHECK_SIZE = 32
+
+
+def _state_dict(loaded, path: Path) -> dict:
+    """Unwrap common checkpoint layouts and DataParallel's 'module.' prefix."""
+    if isinstance(loaded, dict):
+        for key in ("state_dict", "model_state_dict", "params", "model"):
+            if isinstance(loaded.get(key), dict):
+                loaded = loaded[key]
+                break
+    if not isinstance(loaded, dict) or not loaded:
+        raise ExportError(f"{path} holds no state_dict (found {type(loaded).__name__})")
+    if all(key.startswith("module.") for key in loaded):
+        loaded = {key.removeprefix("module."): value for key, value in loaded.items()}
+    return loaded
+
+
+def load_weights(torch, path: Path, trust_pickle: bool):
+    """A state_dict, or a module when the file is a trusted pickle."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not trust_pickle:
+            raise ExportError(f"{path} is a pickle that runs code when loaded (not plain weights); "
+                              "refusing it. Re-save its state_dict, or pass --trust-pickle if you trust "
+                              "the file's author") from exc
+    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+        raise ExportError(f"cannot read {path} as a PyTorch file: {first_line(exc)}") from exc
+    user_code_importable()
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)  # the user trusts this file
+    except (ImportError, AttributeError, pickle.UnpicklingError) as exc:
+        raise ExportError(f"cannot unpickle {path}: {first_line(exc)} (is the code that defined it importable?)") \
+            from exc
+
+
+def build_module(torch, loaded, request: ExportRequest):
+    """Instantiate the architecture and load weights strictly, naming the first mismatch."""
+    if isinstance(loaded, torch.nn.Module):
+        return loaded.eval()
+    if request.arch is None:
+        raise ExportError(f"{request.source} holds weights only: give the architecture with --arch module:factory")
+    module = load_factory(request.arch)(**(request.arch_kwargs or {}))
+    weights = _state_dict(loaded, request.source)
+    expected = module.state_dict()
+    for name, tensor in expected.items():
+        if name not in weights:
+            raise ExportError(f"weights lack tensor '{name}' that {request.arch} needs (shape {list(tensor.shape)})")
+        if tuple(weights[name].shape) != tuple(tensor.shape):
+            raise ExportError(f"tensor '{name}' has shape {list(weights[name].shape)} in the file but "
+                              f"{list(tensor.shape)} in {request.arch}")
+    unused = sorted(set(weights) - set(expected))
+    if unused:
+        raise ExportError(f"weights have tensor '{unused[0]}' that {request.arch} does not use")
+    module.load_state_dict(weights, strict=True)
+    return module.eval()
+
+
+def _infer_channels(torch, module) -> int:
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
+            return layer.in_channels
+    raise ExportError("cannot infer the input channels; pass --input-shape C,H,W")
+
+
+class TorchExporter:
+    """torch.onnx.export, dynamo first."""
+
+    name = "torch"
+    extra = "torch"
+
+    def accepts(self, path: Path) -> bool:
+        return path.suffix.lower() in _SUFFIXES
+
+    def export(self, request: ExportRequest, target: Path) -> ExportResult:
+        torch = require("torch", self.extra)
+        module = build_module(torch, load_weights(torch, request.source, request.trust_pickle), request)
+        channels, height, width = request.input_shape or (_infer_channels(torch, module), _CHECK_SIZE, _CHECK_SIZE)
+        example = torch.from_numpy(np.random.default_rng(0).random((1, channels, height, width), dtype=np.float32))
+        exporter = self._export(torch, module, example, target)
+        with torch.no_grad():
+            native = module(example).numpy()
+        errors = check_equivalence(target, native, example.numpy()) if request.check else (None, None)
+        result = ExportResult(
+            output=str(request.output), framework="torch", framework_version=torch.__version__,
+            exporter=exporter, exporter_version=torch.__version__, source_sha256=sha256_file(request.source),
+            layout="NCHW", value_range=(0.0, 1.0), max_abs_error=errors[0], max_rel_error=errors[1])
+        import onnx
+
+        model = onnx.load(str(target))
+        write_metadata(model, result)
+        onnx.save(model, str(target))
+        return result
+
+    @staticmethod
+    def _export(torch, module, example, target: Path) -> str:
+        """Quietly export (progress and warnings would pollute stdout and one-line errors)."""
+        with quiet_framework():
+            return TorchExporter._export_loud(torch, module, example, target)
+
+    @staticmethod
+    def _export_loud(torch, module, example, target: Path) -> str:
+        """Dynamo with dynamic H/W; on failure the legacy exporter. Returns the exporter used."""
+        try:
+            dims = ({2: torch.export.Dim("height", min=8), 3: torch.export.Dim("width", min=8)},)
+            program = torch.onnx.export(module, (example,), dynamo=True, dynamic_shapes=dims,
+                                        input_names=["image"], output_names=["restored"])
+            program.save(str(target))
+            return "torch.onnx.export(dynamo=True)"
+        except Exception:  # any dynamo failure: fall back, the equivalence check guards the result
+            torch.onnx.export(module, (example,), str(target), dynamo=False, opset_version=17,
+                              input_names=["image"], output_names=["restored"],
+                              dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "restored": {0: "n", 2: "h", 3: "w"}})
+            return "torch.onnx.export(dynamo=False)"
