@@ -33,6 +33,7 @@ META_FRAMEWORK_VERSION = "verifier.framework_version"
 META_EXPORTER = "verifier.exporter"
 META_EXPORTER_VERSION = "verifier.exporter_version"
 META_SOURCE_SHA256 = "verifier.source_sha256"
+META_ARCHITECTURE = "verifier.architecture"
 #: Relative error above which an export is rejected by the equivalence check.
 CHECK_TOLERANCE = 1e-4
 
@@ -68,6 +69,7 @@ class ExportResult:
     value_range: tuple[float, float]
     max_abs_error: float | None
     max_rel_error: float | None
+    architecture: str | None = None  # 'module:factory' used for a weights-only file
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
@@ -134,6 +136,8 @@ def write_metadata(model: onnx.ModelProto, result: ExportResult) -> None:
     }
     if result.layout in LAYOUTS:  # "auto": leave detection to verifier
         values[META_LAYOUT] = result.layout
+    if result.architecture:
+        values[META_ARCHITECTURE] = result.architecture
     kept = [prop for prop in model.metadata_props if prop.key not in values]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from exporters import architectures
 from exporters.base import (
     ExportError,
     ExportRequest,
@@ -66,25 +67,45 @@ def load_weights(torch, path: Path, trust_pickle: bool):
 
 
 def build_module(torch, loaded, request: ExportRequest):
-    """Instantiate the architecture and load weights strictly, naming the first mismatch."""
+    """(module in eval mode, 'module:factory' or None) with weights loaded strictly, naming the first mismatch."""
     if isinstance(loaded, torch.nn.Module):
-        return loaded.eval()
-    if request.arch is None:
-        raise ExportError(f"{request.source} holds weights only: give the architecture with --arch module:factory")
-    module = load_factory(request.arch)(**(request.arch_kwargs or {}))
+        return loaded.eval(), None
     weights = _state_dict(loaded, request.source)
+    arch, kwargs = request.arch, request.arch_kwargs or {}
+    if arch is None:
+        arch, kwargs, weights = _detected(weights, request)
+    module = load_factory(arch)(**kwargs)
     expected = module.state_dict()
     for name, tensor in expected.items():
+        if name.endswith("num_batches_tracked") and name not in weights:
+            weights[name] = tensor  # a training counter older torch versions did not save
         if name not in weights:
-            raise ExportError(f"weights lack tensor '{name}' that {request.arch} needs (shape {list(tensor.shape)})")
+            raise ExportError(f"weights lack tensor '{name}' that {arch} needs (shape {list(tensor.shape)})")
         if tuple(weights[name].shape) != tuple(tensor.shape):
             raise ExportError(f"tensor '{name}' has shape {list(weights[name].shape)} in the file but "
-                              f"{list(tensor.shape)} in {request.arch}")
+                              f"{list(tensor.shape)} in {arch}")
     unused = sorted(set(weights) - set(expected))
     if unused:
-        raise ExportError(f"weights have tensor '{unused[0]}' that {request.arch} does not use")
+        raise ExportError(f"weights have tensor '{unused[0]}' that {arch} does not use")
     module.load_state_dict(weights, strict=True)
-    return module.eval()
+    description = f"{arch}({', '.join(f'{k}={v!r}' for k, v in sorted(kwargs.items()))})"
+    return module.eval(), description
+
+
+def _detected(weights: dict, request: ExportRequest) -> tuple[str, dict, dict]:
+    """Recognise a bundled architecture from the weights; fill what they lack from the file name."""
+    found = architectures.detect({name: tuple(tensor.shape) for name, tensor in weights.items()})
+    if found is None:
+        raise ExportError(f"{request.source} holds weights of an architecture verifier does not know: "
+                          "give it with --arch module:factory")
+    kwargs = dict(found.kwargs)
+    for name in found.missing:
+        value = architectures.scale_from_name(request.source.stem) if name == "scale" else None
+        if value is None:
+            raise ExportError(f"{found.name} needs '{name}', which the weights do not store: "
+                              f"pass --arch-kwargs '{{\"{name}\": ...}}'")
+        kwargs[name] = value
+    return found.name, kwargs, {found.rename(key): tensor for key, tensor in weights.items()}
 
 
 def _infer_channels(torch, module) -> int:
@@ -105,7 +126,7 @@ class TorchExporter:
 
     def export(self, request: ExportRequest, target: Path) -> ExportResult:
         torch = require("torch", self.extra)
-        module = build_module(torch, load_weights(torch, request.source, request.trust_pickle), request)
+        module, architecture = build_module(torch, load_weights(torch, request.source, request.trust_pickle), request)
         channels, height, width = request.input_shape or (_infer_channels(torch, module), _CHECK_SIZE, _CHECK_SIZE)
         example = torch.from_numpy(np.random.default_rng(0).random((1, channels, height, width), dtype=np.float32))
         exporter = self._export(torch, module, example, target)
@@ -115,7 +136,8 @@ class TorchExporter:
         result = ExportResult(
             output=str(request.output), framework="torch", framework_version=torch.__version__,
             exporter=exporter, exporter_version=torch.__version__, source_sha256=sha256_file(request.source),
-            layout="NCHW", value_range=(0.0, 1.0), max_abs_error=errors[0], max_rel_error=errors[1])
+            layout="NCHW", value_range=(0.0, 1.0), max_abs_error=errors[0], max_rel_error=errors[1],
+            architecture=architecture)
         import onnx
 
         model = onnx.load(str(target))
