@@ -52,11 +52,13 @@ def load_weights(torch, path: Path, trust_pickle: bool):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Weights only load failed" not in str(exc):  # not a pickle at all: corrupt or another format
+            raise ExportError(f"cannot read {path} as a PyTorch file: {first_line(exc)}") from exc
         if not trust_pickle:
             raise ExportError(f"{path} is a pickle that runs code when loaded (not plain weights); "
                               "refusing it. Re-save its state_dict, or pass --trust-pickle if you trust "
                               "the file's author") from exc
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+    except Exception as exc:  # torch.load fails on junk with whatever its parser hits (KeyError, ...)
         raise ExportError(f"cannot read {path} as a PyTorch file: {first_line(exc)}") from exc
     user_code_importable()
     try:

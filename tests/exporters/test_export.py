@@ -83,6 +83,14 @@ def test_mismatching_weights_name_the_tensor(torch_files, tmp_path: Path, kwargs
     assert not out.exists() and not list(tmp_path.glob(".o.onnx.*"))
 
 
+@pytest.mark.parametrize("content", [b"junk bytes, not a checkpoint", b"PK\x03\x04truncated zip"])
+def test_corrupt_torch_file(torch_files, tmp_path: Path, content: bytes):
+    source = tmp_path / "broken.pth"
+    source.write_bytes(content)
+    with pytest.raises(ExportError, match=r"cannot read .* as a PyTorch file"):
+        export(ExportRequest(source=source, output=tmp_path / "o.onnx", arch=ARCH))
+
+
 def test_weights_without_arch(torch_files, tmp_path: Path):
     with pytest.raises(ExportError, match="--arch"):
         export(ExportRequest(source=torch_files["weights"], output=tmp_path / "o.onnx"))
