@@ -1,0 +1,129 @@
+"""Keras HDF5 weight files -> ONNX through tf2onnx.
+
+The HDF5 file is read with h5py only (no Keras deserialisation, so no Lambda
+bytecode or custom objects run); the architecture is recognised from layer
+weight shapes, rebuilt from our own Keras definitions, filled layer by layer and
+converted with tf2onnx (explicit input signature, as Keras 3 needs).  Models are
+NHWC, which the recorded metadata says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from exporters.base import (
+    ExportError,
+    ExportRequest,
+    ExportResult,
+    check_equivalence,
+    quiet_framework,
+    require,
+    version,
+    write_metadata,
+)
+from verifier.errors import first_line
+from verifier.onnx_file import sha256_file
+
+_SUFFIXES = {".h5", ".hdf5"}
+_CHECK_SIZE = 24
+_OPSET = 17
+
+
+@dataclass(frozen=True)
+class KerasLayerWeights:
+    """One layer's name and its weight arrays, in file order."""
+
+    name: str
+    arrays: tuple[np.ndarray, ...]
+
+
+def read_h5_weights(path: Path) -> list[KerasLayerWeights]:
+    """Layers with weights, in the file's layer order (Keras 2 'save_weights' layout)."""
+    h5py = require("h5py", "tensorflow")
+    try:
+        with h5py.File(path, "r") as handle:
+            root = handle.get("model_weights", handle)
+            layers = []
+            for raw in root.attrs.get("layer_names", []):
+                name = raw.decode() if isinstance(raw, bytes) else str(raw)
+                names = [n.decode() if isinstance(n, bytes) else str(n) for n in root[name].attrs["weight_names"]]
+                if names:
+                    layers.append(KerasLayerWeights(name, tuple(np.asarray(root[name][n]) for n in names)))
+    except (OSError, KeyError, ValueError) as exc:
+        raise ExportError(f"cannot read {path} as Keras HDF5 weights: {first_line(exc)}") from exc
+    if not layers:
+        raise ExportError(f"{path} holds no Keras layer weights")
+    return layers
+
+
+#: Layer names of the one ESPCN variant whose semantics we know (Nhat-Thanh/ESPCN-TF: tanh, tanh,
+#: depth_to_space, clip). Same-shaped ESPCNs of other authors differ (jlfilho: relu, relu, then tanh
+#: in [-1, 1]) and must not be mistaken for it.
+_ESPCN_LAYERS = ["conv2d", "conv2d_1", "conv2d_2"]
+
+
+def _espcn_scale(layers: list[KerasLayerWeights]) -> tuple[int, int] | None:
+    """(channels, scale) when the layers are ESPCN's three convs: 5x5 -> 3x3 -> 3x3 with C*s*s outputs."""
+    kernels = [layer.arrays[0].shape for layer in layers]
+    if [layer.name for layer in layers] != _ESPCN_LAYERS or [k[:2] for k in kernels] != [(5, 5), (3, 3), (3, 3)]:
+        return None
+    channels, out = kernels[0][2], kernels[2][3]
+    scale = round((out / channels) ** 0.5)
+    return (channels, scale) if scale * scale * channels == out else None
+
+
+def build_espcn(keras, tf, channels: int, scale: int, width: int):
+    """ESPCN in Keras: tanh convs, TF depth_to_space (DCR order, unlike torch's PixelShuffle), clip."""
+    image = keras.Input((None, None, channels), name="image")
+    y = keras.layers.Conv2D(width, 5, padding="same", activation="tanh")(image)
+    y = keras.layers.Conv2D(width // 2, 3, padding="same", activation="tanh")(y)
+    y = keras.layers.Conv2D(channels * scale * scale, 3, padding="same")(y)
+    y = keras.layers.Lambda(lambda t: tf.clip_by_value(tf.nn.depth_to_space(t, scale), 0.0, 1.0))(y)
+    return keras.Model(image, y)
+
+
+class KerasExporter:
+    """Weights-only Keras HDF5 files of recognised architectures."""
+
+    name = "tensorflow"
+    extra = "tensorflow"
+
+    def accepts(self, path: Path) -> bool:
+        return path.suffix.lower() in _SUFFIXES
+
+    def export(self, request: ExportRequest, target: Path) -> ExportResult:
+        tf = require("tensorflow", self.extra)
+        tf2onnx = require("tf2onnx", self.extra)
+        keras = require("keras", self.extra)
+        layers = read_h5_weights(request.source)
+        found = _espcn_scale(layers)
+        if found is None:
+            shapes = ", ".join(f"{layer.name}{[list(a.shape) for a in layer.arrays]}" for layer in layers[:4])
+            raise ExportError(f"{request.source}: Keras weights of an architecture verifier does not know ({shapes})")
+        channels, scale = found
+        with quiet_framework():
+            model = build_espcn(keras, tf, channels, scale, layers[0].arrays[0].shape[3])
+            convs = [layer for layer in model.layers if layer.weights]
+            for layer, weights in zip(convs, layers, strict=True):
+                layer.set_weights(list(weights.arrays))
+            spec = (tf.TensorSpec((None, None, None, channels), tf.float32, name="image"),)
+            proto, _ = tf2onnx.convert.from_function(tf.function(lambda t: model(t, training=False)),
+                                                     input_signature=spec, opset=_OPSET)
+            example = np.random.default_rng(0).random((1, _CHECK_SIZE, _CHECK_SIZE, channels), dtype=np.float32)
+            native = model(example, training=False).numpy()
+        import onnx
+
+        onnx.save(proto, str(target))
+        errors = check_equivalence(target, native, example) if request.check else (None, None)
+        result = ExportResult(
+            output=str(request.output), framework="tensorflow", framework_version=tf.__version__,
+            exporter="tf2onnx.convert.from_function", exporter_version=version("tf2onnx"),
+            source_sha256=sha256_file(request.source), layout="NHWC", value_range=(0.0, 1.0),
+            max_abs_error=errors[0], max_rel_error=errors[1],
+            architecture=f"exporters.keras_exporter:build_espcn(channels={channels}, scale={scale})")
+        write_metadata(proto, result)
+        onnx.save(proto, str(target))
+        return result
