@@ -22,6 +22,9 @@ from verifier.runtime import make_session
 
 #: Ops whose outputs carry only the input's shape, never its values.
 SHAPE_OPS = {"Shape", "Size"}
+#: Input positions an op reads only for their element type (torch's unoptimised dynamo
+#: exports cast constants with CastLike(constant, activation), which ORT cannot differentiate).
+TYPE_ONLY_INPUTS = {"CastLike": {1}}
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,9 @@ def value_dependent(graph: onnx.GraphProto, source: str = X) -> set[str]:
     for node in graph.node:
         if node.op_type in SHAPE_OPS:
             continue
-        if dependent & (set(node.input) | _subgraph_inputs(node)):
+        type_only = TYPE_ONLY_INPUTS.get(node.op_type, set())
+        read = {name for index, name in enumerate(node.input) if index not in type_only}
+        if dependent & (read | _subgraph_inputs(node)):
             dependent.update(node.output)
     return dependent
 

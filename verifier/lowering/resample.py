@@ -5,8 +5,9 @@ fixed input size it equals ``A_h @ x @ A_w.T`` with constant interpolation
 matrices.  We read those matrices off onnxruntime's own Resize by running it on
 one-hot images, so every mode (nearest, linear, cubic, each coordinate
 transform) keeps exactly the model's semantics, and check the result on a
-random image.  ConvTranspose becomes zero insertion followed by an ordinary Conv
-with the flipped, transposed kernel.
+random image.  The two resized axes may be (H, W) of NCHW or, as jax2onnx emits
+for channels-last models, (H, W) of NHWC.  ConvTranspose becomes zero insertion
+followed by an ordinary Conv with the flipped, transposed kernel.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ from verifier.runtime import make_session
 _RESIZE_TOLERANCE = 1e-4
 
 
-def _run_resize(node: onnx.NodeProto, ctx: LoweringContext, x: np.ndarray,
-                out_hw: tuple[int, int]) -> np.ndarray:
-    """Run the model's own Resize node alone on `x` (sizes adjusted to `x`'s batch/channels)."""
+def _run_resize(node: onnx.NodeProto, ctx: LoweringContext, x: np.ndarray, out_shape: list[int]) -> np.ndarray:
+    """Run the model's own Resize node alone on `x`, any `sizes` input replaced by `out_shape`."""
     inputs = list(node.input) + [""] * (4 - len(node.input))
     inits = []
     names = ["x"]
@@ -33,7 +33,7 @@ def _run_resize(node: onnx.NodeProto, ctx: LoweringContext, x: np.ndarray,
         if name and value is None:
             raise UnsupportedModelError(f"{node_label(node)} has run-time scales or sizes")
         if slot == 3 and value is not None:
-            value = np.array([x.shape[0], x.shape[1], *out_hw], dtype=np.int64)[-value.size:]
+            value = np.array(out_shape[-value.size:], dtype=np.int64)
         names.append(f"in{slot}" if value is not None else "")
         if value is not None:
             inits.append(numpy_helper.from_array(value, f"in{slot}"))
@@ -50,30 +50,68 @@ def _run_resize(node: onnx.NodeProto, ctx: LoweringContext, x: np.ndarray,
         raise UnsupportedModelError(f"{node_label(node)} cannot be evaluated alone: {first_line(exc)}") from exc
 
 
+def _spatial_axes(node: onnx.NodeProto, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[int, int]:
+    """The (height, width) axes of a 4-D Resize: (2, 3) for NCHW tensors, (1, 2) for NHWC ones."""
+    if len(in_shape) == 4 and len(out_shape) == 4:
+        for axes, kept in (((2, 3), (0, 1)), ((1, 2), (0, 3))):
+            if all(in_shape[a] == out_shape[a] for a in kept):
+                return axes
+    raise UnsupportedModelError(f"{node_label(node)} resizes more than the spatial axes")
+
+
+def _interpolation_matrix(node: onnx.NodeProto, ctx: LoweringContext, in_shape: tuple[int, ...],
+                          axes: tuple[int, int], along: int, target: int) -> np.ndarray:
+    """The (target, size) matrix the Resize applies on axis `along` (one of the spatial `axes`).
+
+    The probe is a batch of one-hot images, one per position on `along`; the batch
+    axis indexes the position (Resize never touches it), the other spatial axis is
+    a thin constant strip, and the remaining axis has size 1.
+    """
+    size, other = in_shape[along], axes[1] if along == axes[0] else axes[0]
+    # A constant strip resizes to a constant, so it only has to survive the scale.
+    strip = min(in_shape[other], -(-2 * in_shape[other] // ctx.shape(node.output[0])[other]))
+    eye_shape = [size, 1, 1, 1]
+    eye_shape[along] = size
+    probe_shape = list(eye_shape)
+    probe_shape[other] = strip
+    probe = np.ascontiguousarray(np.broadcast_to(np.eye(size, dtype=np.float32).reshape(eye_shape), probe_shape))
+    target_shape = list(eye_shape)
+    target_shape[along] = target
+    index: list[int | slice] = [0, 0, 0, 0]
+    index[0] = index[along] = slice(None)
+    return _run_resize(node, ctx, probe, target_shape)[tuple(index)].T
+
+
 @lowers("Resize")
 def resize(node: onnx.NodeProto, ctx: LoweringContext) -> None:
-    """Two MatMuls with constant interpolation matrices."""
-    n, c, h, w = ctx.shape(node.input[0])
-    out_shape = ctx.shape(node.output[0])
-    if len(out_shape) != 4 or out_shape[:2] != (n, c):
-        raise UnsupportedModelError(f"{node_label(node)} resizes more than the spatial axes")
+    """Two MatMuls with constant interpolation matrices (between Transposes for channels-last tensors)."""
+    in_shape, out_shape = ctx.shape(node.input[0]), ctx.shape(node.output[0])
+    axes = _spatial_axes(node, in_shape, out_shape)
     mode = attr(node, "coordinate_transformation_mode", b"half_pixel")
     if mode in (b"tf_crop_and_resize", "tf_crop_and_resize"):
         raise UnsupportedModelError(f"{node_label(node)}: tf_crop_and_resize is not supported")
-    ho, wo = out_shape[2:]
-    # A constant image is resized to a constant, so a one-hot row (column) spread over a
-    # thin strip reveals one column of A_h (A_w); the strip just has to survive the scale.
-    strip_w, strip_h = min(w, -(-2 * w // wo)), min(h, -(-2 * h // ho))
-    rows = _run_resize(node, ctx, np.repeat(np.eye(h, dtype=np.float32).reshape(h, 1, h, 1), strip_w, 3), (ho, 1))
-    cols = _run_resize(node, ctx, np.repeat(np.eye(w, dtype=np.float32).reshape(w, 1, 1, w), strip_h, 2), (1, wo))
-    a_h = rows[:, 0, :, 0].T  # (ho, h)
-    a_w = cols[:, 0, 0, :].T  # (wo, w)
-    probe = np.random.default_rng(0).random((1, 1, h, w), dtype=np.float32)
-    expected = _run_resize(node, ctx, probe, (ho, wo))[0, 0]
-    if expected.shape != (ho, wo) or np.abs(a_h @ probe[0, 0] @ a_w.T - expected).max() > _RESIZE_TOLERANCE:
+    (h, w), (ho, wo) = (in_shape[a] for a in axes), (out_shape[a] for a in axes)
+    a_h = _interpolation_matrix(node, ctx, in_shape, axes, axes[0], ho)  # (ho, h)
+    a_w = _interpolation_matrix(node, ctx, in_shape, axes, axes[1], wo)  # (wo, w)
+    image_shape = [1, 1, 1, 1]
+    image_shape[axes[0]], image_shape[axes[1]] = h, w
+    image = np.random.default_rng(0).random((h, w), dtype=np.float32)
+    target_shape = [1, 1, 1, 1]
+    target_shape[axes[0]], target_shape[axes[1]] = ho, wo
+    expected = _run_resize(node, ctx, image.reshape(image_shape), target_shape)
+    if expected.size != ho * wo or np.abs(a_h @ image @ a_w.T - expected.reshape(ho, wo)).max() > _RESIZE_TOLERANCE:
         raise UnsupportedModelError(f"{node_label(node)} is not a separable resize")
-    tall = ctx.emit("MatMul", [ctx.const(a_h, "resize_rows"), node.input[0]], shape=(n, c, ho, w))
-    ctx.emit("MatMul", [tall, ctx.const(np.ascontiguousarray(a_w.T), "resize_cols")], out=node.output[0])
+    x, out = node.input[0], node.output[0]
+    perm = [a for a in range(4) if a not in axes] + list(axes)  # spatial axes last
+    channels_first = perm == [0, 1, 2, 3]
+    if not channels_first:
+        x = ctx.transpose(x, perm)
+    n, c = (in_shape[a] for a in perm[:2])
+    tall = ctx.emit("MatMul", [ctx.const(a_h, "resize_rows"), x], shape=(n, c, ho, w))
+    resized = ctx.emit("MatMul", [tall, ctx.const(np.ascontiguousarray(a_w.T), "resize_cols")],
+                       out=out if channels_first else None, shape=(n, c, ho, wo))
+    if not channels_first:
+        ctx.transpose(resized, list(np.argsort(perm)), out=out)
 
 
 def _conv_transpose_pads(node: onnx.NodeProto, in_hw, kernel, strides, dilations, out_pad) -> list[int]:
