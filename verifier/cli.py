@@ -7,6 +7,7 @@ input.  Set VERIFIER_DEBUG=1 to see tracebacks of unexpected errors.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -15,8 +16,13 @@ from pathlib import Path
 import click
 
 from verifier import __version__
+from verifier.calibration import DEFAULT_FPR
+from verifier.degradation import KINDS, default_degradation
 from verifier.errors import GradientUnavailableError, VerifierError, first_line
+from verifier.fingerprint import DEFAULT_SEEDS, DEFAULT_THREADS
+from verifier.inversion import RECIPES
 from verifier.io_spec import LAYOUTS, parse_range
+from verifier.methods import METHODS
 from verifier.model import load_model
 
 
@@ -125,3 +131,112 @@ def export(source: Path, output: Path, framework, arch, arch_kwargs, input_shape
     else:
         error = "" if result.max_rel_error is None else f", max relative error {result.max_rel_error:.2g}"
         click.echo(f"wrote {result.output} ({result.exporter}{error})")
+
+
+def _progress(message: str) -> None:
+    click.echo(f"verifier: {message}", err=True)
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Fingerprint file to write (written only if everything succeeds).")
+@click.option("--reference", "references", multiple=True, type=click.Path(path_type=Path),
+              help="Independent model (ONNX file or folder of them) for the null distribution; repeatable. "
+                   "Default: the bundled reference models for the task.")
+@click.option("--method", type=click.Choice(METHODS), default="response", show_default=True,
+              help="response: suspect's residuals on the owner's probes (black-box); paper: histograms of "
+                   "the suspect's own critical images.")
+@click.option("--recipe", type=click.Choice(sorted(RECIPES)), default="fast", show_default=True)
+@click.option("--seeds", type=click.IntRange(1), default=DEFAULT_SEEDS, show_default=True,
+              help="Number of critical images.")
+@click.option("--size", type=click.IntRange(8), default=None, help="Critical-image size (default: the recipe's).")
+@click.option("--degradation", "kind", type=click.Choice(KINDS), default=None,
+              help="What the model undoes (default: downsample for SR models, else noise).")
+@click.option("--sigma", type=float, default=None, help="Noise std in [0,1] units, or blur std in pixels.")
+@click.option("--fpr", type=float, default=DEFAULT_FPR, show_default=True, help="Target false-positive rate.")
+@with_model_options
+def fingerprint(model_path: str, output: Path, references, method, recipe, seeds, size, kind, sigma, fpr,
+                layout, value_range, threads) -> None:
+    """Compute MODEL's fingerprint (owner side) and calibrate it against independent models."""
+    from verifier import fingerprint_file
+    from verifier.fingerprint import Settings, create
+    from verifier.references import reference_paths
+
+    threads = threads or DEFAULT_THREADS
+    owner = load_model(model_path, layout=layout, value_range=value_range, threads=threads)
+    chosen = RECIPES[recipe] if size is None else dataclasses.replace(RECIPES[recipe], size=size)
+    settings = Settings(method=method, recipe=chosen, degradation=default_degradation(owner.io, kind, sigma),
+                        seeds=tuple(range(seeds)), threads=threads)
+    paths = reference_paths(list(references), owner.io, settings.degradation)
+    models = [load_model(path, threads=threads) for path in paths]
+    result = create(owner, models, settings, fpr, progress=_progress)
+    fingerprint_file.save(result, output)
+    calibration = result.calibration
+    click.echo(f"wrote {output}: {len(settings.seeds)} critical images ({settings.recipe.name} recipe, "
+               f"{settings.degradation.describe()}), {result.cost['evaluations']} gradient evaluations in "
+               f"{result.cost['seconds']:.1f} s; threshold {calibration.threshold:.3f} at FPR {calibration.fpr:g} "
+               f"from {len(calibration.null_scores)} reference models")
+
+
+def _digest(path: str) -> str:
+    from verifier.onnx_file import sha256_file
+
+    return sha256_file(Path(path))
+
+
+@main.command()
+@click.argument("fingerprint_path", metavar="FP", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("suspect_path", metavar="SUSPECT", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
+@with_model_options
+def verify(fingerprint_path: str, suspect_path: str, as_json: bool, layout, value_range, threads) -> None:
+    """Decide whether SUSPECT derives from the model fingerprinted in FP.
+
+    Exit status: 0 derived, 1 independent, 2 error.
+    """
+    from verifier import fingerprint_file
+    from verifier.verification import verify as run_verify
+
+    fp = fingerprint_file.load(fingerprint_path)
+    suspect = load_model(suspect_path, layout=layout, value_range=value_range,
+                         threads=threads or fp.settings.threads)
+    result = run_verify(fp, suspect, progress=_progress)
+    if as_json:
+        click.echo(json.dumps({
+            "tool": {"name": "verifier", "version": __version__},
+            "inputs": {"fingerprint": {"path": fingerprint_path, "sha256": _digest(fingerprint_path),
+                                       "owner_sha256": fp.owner["sha256"]},
+                       "suspect": {"path": suspect_path, "sha256": suspect.source.sha256}},
+            **result.to_dict(),
+        }, indent=2))
+    else:
+        click.echo(f"{result.verdict}: score {result.score:.3f}, threshold {result.threshold:.3f}, "
+                   f"p-value {result.p_value:.2g} (method {result.method}, FPR {result.fpr:g}, {result.seconds:.1f} s)")
+    sys.exit(0 if result.verdict == "derived" else 1)
+
+
+@main.command()
+@click.argument("first", metavar="FP_A", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("second", metavar="FP_B", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def compare(first: str, second: str, as_json: bool) -> None:
+    """Compare the critical images of two fingerprints (no models needed).
+
+    Decides (exit 0 derived, 1 independent) only when FP_A was made with --method paper;
+    otherwise prints the distances and exits 0.
+    """
+    from verifier import fingerprint_file
+    from verifier.verification import compare as run_compare
+
+    result = run_compare(fingerprint_file.load(first), fingerprint_file.load(second))
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(f"histogram distance {result.histogram_distance:.4f}, "
+                   f"pixel correlation {result.pixel_correlation:.3f}")
+        if result.verdict is not None:
+            click.echo(f"{result.verdict.verdict}: score {result.verdict.score:.3f}, "
+                       f"threshold {result.verdict.threshold:.3f}, p-value {result.verdict.p_value:.2g}")
+    if result.verdict is not None and result.verdict.verdict != "derived":
+        sys.exit(1)

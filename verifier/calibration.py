@@ -1,0 +1,82 @@
+"""Turn a similarity score into a verdict with a stated false-positive rate.
+
+The null distribution is the owner's scores against models known to be
+independent of it (reference models).  With the handful of references an audit
+can afford, empirical quantiles cannot reach a 1% false-positive rate, so we fit
+a normal distribution to the null scores (scores are Fisher-z transformed
+correlations or log distances, for which a normal is a fair shape) and read the
+threshold and p-value off its tail.  The rate is therefore nominal: the model-zoo
+benchmark measures the real one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from scipy.stats import norm
+
+from verifier.errors import InputError
+
+#: Fewest reference models a null distribution may be fitted on.
+MIN_REFERENCES = 3
+#: Default false-positive rate of the decision.
+DEFAULT_FPR = 0.01
+#: Floor on the null's standard deviation, so near-identical references cannot make it zero.
+MIN_STD = 0.02
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Null scores with the references that produced them, and the target false-positive rate."""
+
+    null_scores: tuple[float, ...]
+    references: tuple[str, ...]  # sha256 of each reference model
+    fpr: float
+
+    @property
+    def mean(self) -> float:
+        """Mean of the null scores."""
+        return sum(self.null_scores) / len(self.null_scores)
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation of the null scores, floored at MIN_STD."""
+        n = len(self.null_scores)
+        variance = sum((s - self.mean) ** 2 for s in self.null_scores) / (n - 1)
+        return max(math.sqrt(variance), MIN_STD)
+
+    @property
+    def threshold(self) -> float:
+        """Scores above this are `derived` at the nominal false-positive rate."""
+        return self.mean + float(norm.isf(self.fpr)) * self.std
+
+    def p_value(self, score: float) -> float:
+        """Chance that an independent model scores at least `score` under the fitted null."""
+        return float(norm.sf((score - self.mean) / self.std))
+
+    def verdict(self, score: float) -> str:
+        """'derived' above the threshold, else 'independent'."""
+        return "derived" if score > self.threshold else "independent"
+
+    def to_dict(self) -> dict:
+        """JSON-ready form, with the derived threshold for readers of the file."""
+        return {**asdict(self), "threshold": self.threshold}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Calibration:
+        """Inverse of :meth:`to_dict` (the stored threshold is recomputed, not trusted)."""
+        return calibrate([float(s) for s in data["null_scores"]], [str(r) for r in data["references"]],
+                         float(data["fpr"]))
+
+
+def calibrate(null_scores: list[float], references: list[str], fpr: float = DEFAULT_FPR) -> Calibration:
+    """Check the inputs and build a :class:`Calibration`."""
+    if not 0 < fpr < 0.5:
+        raise InputError(f"false-positive rate must be in (0, 0.5), got {fpr}")
+    if len(null_scores) < MIN_REFERENCES or len(null_scores) != len(references):
+        raise InputError(f"calibration needs at least {MIN_REFERENCES} independent reference models, "
+                         f"got {len(null_scores)}")
+    if not all(math.isfinite(s) for s in null_scores):
+        raise InputError("a reference model gave a non-finite score")
+    return Calibration(tuple(null_scores), tuple(references), fpr)

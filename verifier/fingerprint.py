@@ -1,0 +1,143 @@
+"""The owner side: a model's :class:`Fingerprint` (critical images, evidence, calibration).
+
+A fingerprint records every setting the suspect side must repeat (method,
+recipe, degradation, seeds, thread count) plus the owner's evidence for the
+chosen method and the null distribution of scores against independent
+reference models, so that `verify` needs nothing but the file and the suspect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from verifier.calibration import DEFAULT_FPR, Calibration, calibrate
+from verifier.degradation import Degradation
+from verifier.errors import InputError
+from verifier.inversion import Progress, Recipe, critical_images, initial_image
+from verifier.methods import MethodName, Probes, make_probes, paper_score, residuals, response_score
+from verifier.model import Model
+
+#: Default number of critical images (seeds) per fingerprint.
+DEFAULT_SEEDS = 4
+#: onnxruntime reductions can differ across thread counts, so the count is part of the settings.
+DEFAULT_THREADS = 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the suspect side must repeat to be comparable."""
+
+    method: MethodName
+    recipe: Recipe
+    degradation: Degradation
+    seeds: tuple[int, ...]
+    threads: int = DEFAULT_THREADS
+
+    def to_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"method": self.method, "recipe": self.recipe.to_dict(), "degradation": self.degradation.to_dict(),
+                "seeds": list(self.seeds), "threads": self.threads}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Settings:
+        """Inverse of :meth:`to_dict`."""
+        return cls(method=data["method"], recipe=Recipe.from_dict(data["recipe"]),
+                   degradation=Degradation.from_dict(data["degradation"]),
+                   seeds=tuple(int(s) for s in data["seeds"]), threads=int(data["threads"]))
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """An owner model's fingerprint.
+
+    `residuals` are the owner's residuals on the probes and `centre` the mean
+    residual of the reference models (both empty for the ``paper`` method).
+    """
+
+    settings: Settings
+    owner: dict  # sha256 and I/O of the owner model
+    critical: np.ndarray  # (K, C, H, W) in [0, 1]
+    residuals: np.ndarray
+    centre: np.ndarray
+    calibration: Calibration
+    cost: dict  # gradient evaluations and seconds spent on the owner's critical images
+
+    @property
+    def starts(self) -> np.ndarray:
+        """The seeded images each inversion started from."""
+        return start_images(self.settings, self.critical.shape[1:])
+
+    @property
+    def probes(self) -> Probes:
+        """What the suspect is asked to restore (``response`` method)."""
+        return make_probes(self.critical, self.starts, self.settings.degradation)
+
+
+def start_images(settings: Settings, image_shape: tuple[int, ...]) -> np.ndarray:
+    """The seeded (K, C, H, W) images the inversions start from."""
+    return np.concatenate([initial_image(seed, (1, *image_shape), settings.recipe.init) for seed in settings.seeds])
+
+
+def io_summary(model: Model) -> dict:
+    """The I/O facts a suspect must share with the owner to be compared."""
+    return {"channels": model.io.channels, "out_channels": model.io.out_channels, "scale": model.io.scale}
+
+
+def check_comparable(owner: dict, suspect: Model, label: str = "suspect") -> None:
+    """Refuse a model whose channels or scale differ from the owner's."""
+    got = io_summary(suspect)
+    for key, value in got.items():
+        if owner[key] != value:
+            raise InputError(f"{label} has {key}={value} but the owner model has {key}={owner[key]}: "
+                             "they cannot be compared")
+
+
+def suspect_critical(model: Model, settings: Settings, progress: Progress | None = None) -> np.ndarray:
+    """A model's critical images under recorded settings (``paper`` method)."""
+    return critical_images(model, settings.recipe, settings.degradation, settings.seeds, progress).images
+
+
+def score(fingerprint: Fingerprint, suspect: Model, progress: Progress | None = None) -> float:
+    """The method's similarity of `suspect` to the fingerprint's owner."""
+    check_comparable(fingerprint.owner, suspect)
+    if fingerprint.settings.method == "paper":
+        return paper_score(fingerprint.critical, suspect_critical(suspect, fingerprint.settings, progress))
+    if progress:
+        progress(f"running the suspect on {len(fingerprint.residuals)} probes")
+    return response_score(fingerprint.residuals, residuals(suspect, fingerprint.probes), fingerprint.centre)
+
+
+def create(model: Model, references: list[Model], settings: Settings, fpr: float = DEFAULT_FPR,
+           progress: Progress | None = None) -> Fingerprint:
+    """Compute `model`'s critical images and evidence, and calibrate against `references`."""
+    if model.source is None:
+        raise InputError("the owner model must come from a file (its sha256 goes into the fingerprint)")
+    owner = {"sha256": model.source.sha256, **io_summary(model)}
+    for index, reference in enumerate(references):
+        check_comparable(owner, reference, f"reference model {index + 1}")
+    found = critical_images(model, settings.recipe, settings.degradation, settings.seeds, progress)
+    cost = {"evaluations": found.evaluations, "seconds": round(found.seconds, 3)}
+    names = [ref.source.sha256 if ref.source else f"reference-{i}" for i, ref in enumerate(references)]
+    empty = np.zeros((0,), np.float32)
+    if settings.method == "paper":
+        null = []
+        for index, reference in enumerate(references):
+            if progress:
+                progress(f"reference model {index + 1}/{len(references)}")
+            null.append(paper_score(found.images, suspect_critical(reference, settings)))
+        return Fingerprint(settings, owner, found.images, empty, empty, calibrate(null, names, fpr), cost)
+    probes = make_probes(found.images, start_images(settings, found.images.shape[1:]), settings.degradation)
+    if progress:
+        progress(f"running the owner and {len(references)} reference models on {len(probes.targets)} probes")
+    own = residuals(model, probes)
+    others = np.stack([residuals(reference, probes) for reference in references]) if references else empty
+    if len(references) < 2:
+        calibrate([], [], fpr)  # raises the "needs references" error
+    total = others.sum(axis=0)
+    # Each reference is scored against the mean of the others, as a suspect is against the mean of all.
+    null = [response_score(own, other, (total - other) / (len(references) - 1)) for other in others]
+    centre = (total / len(references)).astype(np.float32)
+    return Fingerprint(settings, owner, found.images, own.astype(np.float32), centre, calibrate(null, names, fpr),
+                       cost)

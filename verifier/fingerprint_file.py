@@ -1,0 +1,130 @@
+"""The fingerprint file: a zip of JSON, .npy arrays and PNG previews, never a pickle.
+
+Layout (schema 1)::
+
+    fingerprint.json        settings, owner sha256 and I/O, calibration, cost,
+                            sha256 of every other member, and `content_sha256`
+                            over all of the above
+    arrays/<name>.npy       critical images, owner residuals, reference centre
+    previews/critical_<k>.png   the critical images, for people
+
+Loading checks the schema version, every member's digest and the content
+digest, so a truncated or edited file is refused instead of giving a verdict.
+Arrays are read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from verifier import __version__
+from verifier.calibration import Calibration
+from verifier.errors import InputError, ModelFileError
+from verifier.fingerprint import Fingerprint, Settings
+from verifier.png import encode_png
+
+SCHEMA = 1
+_META = "fingerprint.json"
+_ARRAYS = ("critical", "residuals", "centre")
+#: Largest member we agree to decompress (guards against zip bombs).
+_MAX_MEMBER_BYTES = 1 << 30
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _content_digest(meta: dict) -> str:
+    body = {key: value for key, value in meta.items() if key != "content_sha256"}
+    return _sha256(json.dumps(body, sort_keys=True).encode())
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def save(fingerprint: Fingerprint, path: str | Path) -> None:
+    """Write atomically: the file appears complete or not at all."""
+    members = {f"arrays/{name}.npy": _npy(getattr(fingerprint, name)) for name in _ARRAYS}
+    for index, image in enumerate(fingerprint.critical):
+        members[f"previews/critical_{index}.png"] = encode_png(image)
+    meta = {
+        "schema": SCHEMA,
+        "tool": {"name": "verifier", "version": __version__},
+        "settings": fingerprint.settings.to_dict(),
+        "owner": fingerprint.owner,
+        "calibration": fingerprint.calibration.to_dict(),
+        "cost": fingerprint.cost,
+        "members": {name: _sha256(data) for name, data in sorted(members.items())},
+    }
+    meta["content_sha256"] = _content_digest(meta)
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(_META, json.dumps(meta, indent=2, sort_keys=True))
+            for name, data in members.items():
+                archive.writestr(name, data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise ModelFileError(f"{path}: fingerprint file lacks '{name}'") from None
+    if info.file_size > _MAX_MEMBER_BYTES:
+        raise ModelFileError(f"{path}: member '{name}' is too large ({info.file_size} bytes)")
+    return archive.read(name)
+
+
+def _parse(meta: dict, arrays: dict[str, np.ndarray]) -> Fingerprint:
+    calibration = Calibration.from_dict(meta["calibration"])
+    return Fingerprint(settings=Settings.from_dict(meta["settings"]), owner=dict(meta["owner"]),
+                       critical=arrays["critical"], residuals=arrays["residuals"], centre=arrays["centre"],
+                       calibration=calibration, cost=dict(meta["cost"]))
+
+
+def load(path: str | Path) -> Fingerprint:
+    """Read and verify a fingerprint file; any defect is a one-line :class:`ModelFileError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such fingerprint file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            meta = json.loads(_read_member(archive, _META, path))
+            if not isinstance(meta, dict) or "schema" not in meta:
+                raise ModelFileError(f"{path}: not a verifier fingerprint")
+            if meta["schema"] != SCHEMA:
+                raise ModelFileError(f"{path}: fingerprint schema {meta['schema']} is not supported "
+                                     f"(this verifier reads schema {SCHEMA}; upgrade verifier)")
+            if meta.get("content_sha256") != _content_digest(meta):
+                raise ModelFileError(f"{path}: fingerprint metadata was edited (content digest mismatch)")
+            arrays = {}
+            for name, digest in meta["members"].items():
+                data = _read_member(archive, name, path)
+                if _sha256(data) != digest:
+                    raise ModelFileError(f"{path}: member '{name}' does not match its digest")
+                if name.startswith("arrays/"):
+                    arrays[name.removeprefix("arrays/").removesuffix(".npy")] = np.load(io.BytesIO(data),
+                                                                                        allow_pickle=False)
+            return _parse(meta, arrays)
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ModelFileError(f"{path}: not a readable fingerprint file ({exc})") from exc
+    except InputError as exc:
+        raise ModelFileError(f"{path}: invalid fingerprint ({exc})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelFileError(f"{path}: malformed fingerprint ({type(exc).__name__}: {exc})") from exc

@@ -1,0 +1,74 @@
+"""Comparison methods: how similar a suspect is to the owner, as one number (higher = more similar).
+
+Two methods behind one interface (``score(owner, suspect_evidence)``):
+
+- ``response`` (default; needs only the suspect's outputs, so black-box suspects
+  work): the suspect restores the owner's probes (the degraded critical images
+  and the inversion's seeded starting images).  Its residuals (output minus the
+  image the probe was made from) are compared with the owner's, after
+  subtracting the mean residual of independent reference models, i.e. the part
+  every model of the task shares.  Score: Fisher z of the mean correlation.
+- ``paper`` (the baseline after Quan et al.): the suspect's own critical images
+  from the same seeds are compared with the owner's through colour and LGP
+  histograms (chi-square).  Score: minus the log of the mean distance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from verifier.degradation import Degradation, degrade
+from verifier.features import chi_square, colour_histogram, lgp_histogram
+from verifier.model import Model
+
+MethodName = Literal["response", "paper"]
+METHODS: tuple[MethodName, ...] = ("response", "paper")
+_MAX_CORRELATION = 0.999999
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Images a suspect is asked to restore: `inputs` = D(`targets`)."""
+
+    targets: np.ndarray  # (P, C, H, W)
+    inputs: np.ndarray  # (P, C, H / scale, W / scale)
+
+
+def make_probes(critical: np.ndarray, starts: np.ndarray, degradation: Degradation) -> Probes:
+    """Probes from the critical images and the starting images of their inversion."""
+    targets = np.concatenate([critical, starts]).astype(np.float32)
+    return Probes(targets=targets, inputs=degrade(degradation, targets))
+
+
+def residuals(model: Model, probes: Probes) -> np.ndarray:
+    """model(input) - target for every probe (one image per call: some models fix the batch to 1)."""
+    return np.stack([model.run(image[None])[0] for image in probes.inputs]) - probes.targets
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    a = a.ravel() - a.mean()
+    b = b.ravel() - b.mean()
+    denominator = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b) / denominator if denominator > 0 else 0.0
+
+
+def response_score(owner: np.ndarray, suspect: np.ndarray, centre: np.ndarray) -> float:
+    """Fisher z of the mean (over probes) correlation of centred residuals."""
+    correlations = [_correlation(o - c, s - c) for o, s, c in zip(owner, suspect, centre, strict=True)]
+    return float(np.arctanh(np.clip(np.mean(correlations), -_MAX_CORRELATION, _MAX_CORRELATION)))
+
+
+def histogram_distance(owner: np.ndarray, suspect: np.ndarray) -> float:
+    """Mean over critical-image pairs of chi-square(colour) + chi-square(LGP)."""
+    return float(np.mean([chi_square(colour_histogram(o), colour_histogram(s)) + chi_square(lgp_histogram(o),
+                                                                                          lgp_histogram(s))
+                          for o, s in zip(owner, suspect, strict=True)]))
+
+
+def paper_score(owner: np.ndarray, suspect: np.ndarray) -> float:
+    """-log(histogram distance), so that higher means more similar like the response score."""
+    return -math.log(max(histogram_distance(owner, suspect), 1e-12))
