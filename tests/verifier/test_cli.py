@@ -119,3 +119,61 @@ def test_native_logs_do_not_leak(tmp_path: Path):
     done = subprocess.run([sys.executable, "-m", "verifier", "inspect", str(path)], capture_output=True, text=True)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.fixture(scope="module")
+def fingerprinted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """conv models saved to disk and the owner's fingerprint made through the CLI."""
+    folder = tmp_path_factory.mktemp("cli_fp")
+    paths = {name: save(conv_model(seed=seed), folder / f"{name}.onnx")
+             for name, seed in (("owner", 0), ("ref1", 1), ("ref2", 2), ("ref3", 3), ("other", 4))}
+    refs = folder / "refs"
+    refs.mkdir()
+    for name in ("ref1", "ref2", "ref3"):
+        paths[name].rename(refs / f"{name}.onnx")
+    paths["refs"] = refs
+    paths["fp"] = folder / "owner.vfp"
+    result = _invoke("fingerprint", str(paths["owner"]), "-o", str(paths["fp"]), "--reference", str(refs),
+                     "--seeds", "2", "--size", "16", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    assert "2 critical images (fast recipe" in result.stdout
+    return paths
+
+
+def test_verify_exit_codes_and_json(fingerprinted: dict[str, Path]):
+    fp = str(fingerprinted["fp"])
+    derived = CliRunner().invoke(main, ["verify", fp, str(fingerprinted["owner"]), "--json"])
+    assert derived.exit_code == 0, derived.output
+    report = json.loads(derived.stdout)  # stdout holds the JSON object and nothing else
+    assert report["verdict"] == "derived" and report["score"] > report["threshold"]
+    assert report["inputs"]["suspect"]["sha256"] == report["inputs"]["fingerprint"]["owner_sha256"]
+    assert {"tool", "p_value", "fpr", "method", "seconds"} <= set(report)
+    independent = _invoke("verify", fp, str(fingerprinted["other"]))
+    assert independent.exit_code == 1, independent.output
+    assert independent.stdout.startswith("independent: score")
+
+
+def test_compare(fingerprinted: dict[str, Path]):
+    result = _invoke("compare", str(fingerprinted["fp"]), str(fingerprinted["fp"]), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["histogram_distance"] == 0.0
+
+
+def test_verify_errors_are_one_line(fingerprinted: dict[str, Path], tmp_path: Path):
+    corrupt = tmp_path / "corrupt.vfp"
+    corrupt.write_bytes(fingerprinted["fp"].read_bytes()[:100])
+    gray = save(conv_model(channels=1), tmp_path / "gray.onnx")
+    for args, message in (((str(corrupt), str(fingerprinted["owner"])), "not a readable fingerprint"),
+                          ((str(fingerprinted["fp"]), str(gray)), "channels=1 but the owner model has channels=3"),
+                          ((str(fingerprinted["fp"]), str(tmp_path / "none.onnx")), "none.onnx")):
+        result = _invoke("verify", *args)
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_fingerprint_without_references_names_the_task(tmp_path: Path):
+    gray_sr = save(conv_model(channels=1, scale=2), tmp_path / "sr.onnx")
+    result = _invoke("fingerprint", str(gray_sr), "-o", str(tmp_path / "sr.vfp"))
+    assert result.exit_code == 2
+    assert "no bundled reference models for task 'downsample-c1-x2'" in result.stderr
+    assert not (tmp_path / "sr.vfp").exists()

@@ -1,0 +1,133 @@
+"""The fingerprint file round-trips exactly, and a damaged one is refused with one line."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from builders import conv_model, save
+
+from verifier import fingerprint_file, load_model
+from verifier.degradation import Degradation
+from verifier.errors import ModelFileError
+from verifier.fingerprint import Fingerprint, Settings, create
+from verifier.inversion import RECIPES
+
+SETTINGS = Settings("response", dataclasses.replace(RECIPES["fast"], evaluations=5, size=16),
+                    Degradation("noise", sigma=0.1), (0, 1), threads=1)
+
+
+@pytest.fixture(scope="module")
+def fingerprint(tmp_path_factory: pytest.TempPathFactory) -> Fingerprint:
+    folder = tmp_path_factory.mktemp("fp")
+    owner = load_model(save(conv_model(seed=0), folder / "owner.onnx"), threads=1)
+    references = [load_model(save(conv_model(seed=s), folder / f"ref{s}.onnx"), threads=1) for s in (1, 2, 3)]
+    return create(owner, references, SETTINGS)
+
+
+@pytest.fixture
+def saved(fingerprint: Fingerprint, tmp_path: Path) -> Path:
+    path = tmp_path / "owner.vfp"
+    fingerprint_file.save(fingerprint, path)
+    return path
+
+
+def test_round_trip(fingerprint: Fingerprint, saved: Path):
+    loaded = fingerprint_file.load(saved)
+    assert loaded.settings == fingerprint.settings and loaded.owner == fingerprint.owner
+    assert loaded.calibration == fingerprint.calibration and loaded.cost == fingerprint.cost
+    for name in ("critical", "residuals", "centre"):
+        assert getattr(loaded, name).tobytes() == getattr(fingerprint, name).tobytes()
+    with zipfile.ZipFile(saved) as archive:
+        names = set(archive.namelist())
+    assert {"previews/critical_0.png", "previews/critical_1.png", "fingerprint.json"} <= names
+    assert not list(saved.parent.glob(".*.tmp"))
+
+
+def _rewrite(source: Path, target: Path, edit) -> Path:
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            data = edit(info.filename, old.read(info.filename))
+            if data is not None:
+                new.writestr(info.filename, data)
+    return target
+
+
+def _edit_json(change):
+    def edit(name: str, data: bytes):
+        if name != "fingerprint.json":
+            return data
+        meta = json.loads(data)
+        change(meta)
+        return json.dumps(meta)
+    return edit
+
+
+def _edited_seeds(meta: dict) -> None:
+    meta["settings"]["seeds"] = [7, 8]
+
+
+def _newer_schema(meta: dict) -> None:
+    meta["schema"] = 99
+
+
+def _swapped_array(name: str, data: bytes):
+    if name == "arrays/critical.npy":
+        return data[:-4] + b"\x00\x00\x00\x00"
+    return data
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (_edit_json(_edited_seeds), "was edited"),
+    (_edit_json(_newer_schema), "schema 99 is not supported"),
+    (_swapped_array, "does not match its digest"),
+    (lambda name, data: None if name == "arrays/centre.npy" else data, "lacks 'arrays/centre.npy'"),
+])
+def test_damaged_files_are_refused(saved: Path, tmp_path: Path, edit, message: str):
+    with pytest.raises(ModelFileError, match=message):
+        fingerprint_file.load(_rewrite(saved, tmp_path / "damaged.vfp", edit))
+
+
+def test_truncated_and_foreign_files(saved: Path, tmp_path: Path):
+    truncated = tmp_path / "truncated.vfp"
+    truncated.write_bytes(saved.read_bytes()[: saved.stat().st_size // 2])
+    with pytest.raises(ModelFileError, match="not a readable fingerprint"):
+        fingerprint_file.load(truncated)
+    with pytest.raises(ModelFileError, match="no such fingerprint"):
+        fingerprint_file.load(tmp_path / "missing.vfp")
+    foreign = tmp_path / "foreign.vfp"
+    with zipfile.ZipFile(foreign, "w") as archive:
+        archive.writestr("fingerprint.json", "[1, 2]")
+    with pytest.raises(ModelFileError, match="not a verifier fingerprint"):
+        fingerprint_file.load(foreign)
+
+
+def test_arrays_are_never_unpickled(saved: Path, tmp_path: Path):
+    pickled = np.array([{"a": 1}], dtype=object)
+
+    def edit(name: str, data: bytes):
+        if name != "arrays/centre.npy":
+            return data
+        buffer = io.BytesIO()
+        np.save(buffer, pickled, allow_pickle=True)
+        return buffer.getvalue()
+
+    # Digests are recomputed so only the no-pickle rule can stop the load.
+    damaged = _rewrite(saved, tmp_path / "pickled.vfp", edit)
+    with zipfile.ZipFile(damaged) as archive:
+        members = {info.filename: archive.read(info.filename) for info in archive.infolist()}
+    meta = json.loads(members["fingerprint.json"])
+    meta["members"] = {name: hashlib.sha256(members[name]).hexdigest() for name in meta["members"]}
+    meta["content_sha256"] = fingerprint_file._content_digest(meta)
+    members["fingerprint.json"] = json.dumps(meta).encode()
+    with zipfile.ZipFile(damaged, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelFileError, match="malformed fingerprint"):
+        fingerprint_file.load(damaged)

@@ -1,0 +1,79 @@
+"""The method end to end on models trained in the test session: the verdicts that must hold."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from builders import conv_model, save
+
+from verifier import load_model
+from verifier.degradation import Degradation
+from verifier.errors import InputError, UnsupportedModelError
+from verifier.fingerprint import Fingerprint, Settings, create
+from verifier.inversion import RECIPES
+from verifier.verification import compare, verify
+
+FAST = dataclasses.replace(RECIPES["fast"], evaluations=10, size=32)
+NOISE = Degradation("noise", sigma=25 / 255)
+REFERENCES = ("ref_0", "ref_1", "ref_2")
+
+
+def _fingerprint(models: dict[str, Path], method: str = "response", owner: str = "owner") -> Fingerprint:
+    settings = Settings(method, FAST, NOISE, (0, 1, 2), threads=2)
+    return create(load_model(models[owner], threads=2), [load_model(models[r], threads=2) for r in REFERENCES],
+                  settings)
+
+
+@pytest.fixture(scope="module")
+def owner_fp(trained_models: dict[str, Path]) -> Fingerprint:
+    return _fingerprint(trained_models)
+
+
+@pytest.mark.parametrize(("suspect", "expected"), [
+    ("owner", "derived"), ("finetuned", "derived"), ("independent", "independent")])
+def test_verdicts(trained_models: dict[str, Path], owner_fp: Fingerprint, suspect: str, expected: str):
+    result = verify(owner_fp, load_model(trained_models[suspect]))
+    assert result.verdict == expected, result
+    assert (result.p_value < result.fpr) == (expected == "derived")
+
+
+def test_same_fingerprint_twice_is_bitwise_identical(trained_models: dict[str, Path], owner_fp: Fingerprint):
+    again = _fingerprint(trained_models)
+    assert again.critical.tobytes() == owner_fp.critical.tobytes()
+    assert again.residuals.tobytes() == owner_fp.residuals.tobytes()
+    assert again.calibration == owner_fp.calibration
+
+
+def test_paper_method_runs_the_suspect_inversion(trained_models: dict[str, Path]):
+    """The paper's baseline decides from the suspect's own critical images; identical models coincide."""
+    fp = _fingerprint(trained_models, method="paper")
+    assert fp.residuals.size == 0
+    assert verify(fp, load_model(trained_models["owner"])).verdict == "derived"
+    same = compare(fp, fp)
+    assert same.histogram_distance == 0.0 and same.verdict is not None and same.verdict.verdict == "derived"
+
+
+def test_suspect_with_other_io_is_refused(owner_fp: Fingerprint, tmp_path: Path):
+    rgb = load_model(save(conv_model(channels=3), tmp_path / "rgb.onnx"))
+    with pytest.raises(InputError, match="channels=3 but the owner model has channels=1"):
+        verify(owner_fp, rgb)
+    sr = load_model(save(conv_model(channels=1, scale=2), tmp_path / "sr.onnx"))
+    with pytest.raises(InputError, match="scale=2"):
+        verify(owner_fp, sr)
+
+
+def test_suspect_producing_nan_is_refused(owner_fp: Fingerprint, tmp_path: Path):
+    broken = load_model(save(conv_model(channels=1, extra=("Log",)), tmp_path / "nan.onnx"))  # log of tanh < 0
+    with pytest.raises(UnsupportedModelError, match="non-finite"):
+        verify(owner_fp, broken)
+
+
+def test_compare_needs_the_same_settings(trained_models: dict[str, Path], owner_fp: Fingerprint):
+    other = dataclasses.replace(owner_fp, settings=dataclasses.replace(owner_fp.settings, seeds=(5, 6, 7)))
+    with pytest.raises(InputError, match="different recipes"):
+        compare(owner_fp, other)
+    result = compare(owner_fp, owner_fp)
+    assert result.verdict is None and np.isclose(result.pixel_correlation, 1.0)
