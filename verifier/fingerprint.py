@@ -52,15 +52,16 @@ class Settings:
 class Fingerprint:
     """An owner model's fingerprint.
 
-    `residuals` are the owner's residuals on the probes and `centre` the mean
-    residual of the reference models (both empty for the ``paper`` method).
+    `residuals` are the owner's residuals on the probes (P, C, H, W) and
+    `references` the reference models' residuals (n, P, C, H, W), the controls of
+    the partial correlation (both empty for the ``paper`` method).
     """
 
     settings: Settings
     owner: dict  # sha256 and I/O of the owner model
     critical: np.ndarray  # (K, C, H, W) in [0, 1]
     residuals: np.ndarray
-    centre: np.ndarray
+    references: np.ndarray
     calibration: Calibration
     cost: dict  # gradient evaluations and seconds spent on the owner's critical images
 
@@ -106,7 +107,7 @@ def score(fingerprint: Fingerprint, suspect: Model, progress: Progress | None = 
         return paper_score(fingerprint.critical, suspect_critical(suspect, fingerprint.settings, progress))
     if progress:
         progress(f"running the suspect on {len(fingerprint.residuals)} probes")
-    return response_score(fingerprint.residuals, residuals(suspect, fingerprint.probes), fingerprint.centre)
+    return response_score(fingerprint.residuals, residuals(suspect, fingerprint.probes), fingerprint.references)
 
 
 def create(model: Model, references: list[Model], settings: Settings, fpr: float = DEFAULT_FPR,
@@ -132,12 +133,10 @@ def create(model: Model, references: list[Model], settings: Settings, fpr: float
     if progress:
         progress(f"running the owner and {len(references)} reference models on {len(probes.targets)} probes")
     own = residuals(model, probes)
-    others = np.stack([residuals(reference, probes) for reference in references]) if references else empty
     if len(references) < 2:
         calibrate([], [], fpr)  # raises the "needs references" error
-    total = others.sum(axis=0)
-    # Each reference is scored against the mean of the others, as a suspect is against the mean of all.
-    null = [response_score(own, other, (total - other) / (len(references) - 1)) for other in others]
-    centre = (total / len(references)).astype(np.float32)
-    return Fingerprint(settings, owner, found.images, own.astype(np.float32), centre, calibrate(null, names, fpr),
+    others = np.stack([residuals(reference, probes) for reference in references]).astype(np.float32)
+    # Each reference is scored with the others as controls, as a suspect is with all of them.
+    null = [response_score(own, others[j], np.delete(others, j, axis=0)) for j in range(len(others))]
+    return Fingerprint(settings, owner, found.images, own.astype(np.float32), others, calibrate(null, names, fpr),
                        cost)

@@ -5,7 +5,7 @@ Layout (schema 1)::
     fingerprint.json        settings, owner sha256 and I/O, calibration, cost,
                             sha256 of every other member, and `content_sha256`
                             over all of the above
-    arrays/<name>.npy       critical images, owner residuals, reference centre
+    arrays/<name>.npy       critical images, owner and reference residuals
     previews/critical_<k>.png   the critical images, for people
 
 Loading checks the schema version, every member's digest and the content
@@ -33,7 +33,7 @@ from verifier.png import encode_png
 
 SCHEMA = 1
 _META = "fingerprint.json"
-_ARRAYS = ("critical", "residuals", "centre")
+_ARRAYS = ("critical", "residuals", "references")
 #: Largest member we agree to decompress (guards against zip bombs).
 _MAX_MEMBER_BYTES = 1 << 30
 
@@ -94,7 +94,7 @@ def _read_member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
 def _parse(meta: dict, arrays: dict[str, np.ndarray]) -> Fingerprint:
     calibration = Calibration.from_dict(meta["calibration"])
     return Fingerprint(settings=Settings.from_dict(meta["settings"]), owner=dict(meta["owner"]),
-                       critical=arrays["critical"], residuals=arrays["residuals"], centre=arrays["centre"],
+                       critical=arrays["critical"], residuals=arrays["residuals"], references=arrays["references"],
                        calibration=calibration, cost=dict(meta["cost"]))
 
 

@@ -59,7 +59,7 @@ class Recipe:
 
 RECIPES = {
     "reference": Recipe("reference", "adam", evaluations=5000, init="normal"),
-    "fast": Recipe("fast", "lbfgsb", evaluations=100),
+    "fast": Recipe("fast", "lbfgsb", evaluations=30),
 }
 
 

@@ -5,9 +5,13 @@ Two methods behind one interface (``score(owner, suspect_evidence)``):
 - ``response`` (default; needs only the suspect's outputs, so black-box suspects
   work): the suspect restores the owner's probes (the degraded critical images
   and the inversion's seeded starting images).  Its residuals (output minus the
-  image the probe was made from) are compared with the owner's, after
-  subtracting the mean residual of independent reference models, i.e. the part
-  every model of the task shares.  Score: Fisher z of the mean correlation.
+  image the probe was made from) are compared with the owner's by partial
+  correlation given the residuals of independent reference models: both are
+  regressed on the references' residuals (and a constant) and only what the
+  references do not explain is correlated.  What every model of the task does
+  (remove noise, sharpen edges, more or less strongly) is explained away, so
+  independent models score near zero even when their architecture matches.
+  Score: Fisher z of the mean partial correlation over probes.
 - ``paper`` (the baseline after Quan et al.): the suspect's own critical images
   from the same seeds are compared with the owner's through colour and LGP
   histograms (chi-square).  Score: minus the log of the mean distance.
@@ -49,16 +53,25 @@ def residuals(model: Model, probes: Probes) -> np.ndarray:
     return np.stack([model.run(image[None])[0] for image in probes.inputs]) - probes.targets
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    a = a.ravel() - a.mean()
-    b = b.ravel() - b.mean()
+def partial_correlation(a: np.ndarray, b: np.ndarray, controls: np.ndarray) -> float:
+    """Correlation of `a` and `b` after regressing both on `controls` (n, ...) and a constant."""
+    design = np.concatenate([np.ones((a.size, 1)), controls.reshape(len(controls), -1).T.astype(np.float64)], axis=1)
+    basis, _ = np.linalg.qr(design)
+    a = a.ravel().astype(np.float64)
+    b = b.ravel().astype(np.float64)
+    a = a - basis @ (basis.T @ a)
+    b = b - basis @ (basis.T @ b)
     denominator = math.sqrt(float(a @ a) * float(b @ b))
     return float(a @ b) / denominator if denominator > 0 else 0.0
 
 
-def response_score(owner: np.ndarray, suspect: np.ndarray, centre: np.ndarray) -> float:
-    """Fisher z of the mean (over probes) correlation of centred residuals."""
-    correlations = [_correlation(o - c, s - c) for o, s, c in zip(owner, suspect, centre, strict=True)]
+def response_score(owner: np.ndarray, suspect: np.ndarray, references: np.ndarray) -> float:
+    """Fisher z of the mean over probes of the partial correlation of owner and suspect residuals.
+
+    `owner`, `suspect`: (P, C, H, W) residuals; `references`: (n, P, C, H, W) residuals of
+    independent models, the controls.
+    """
+    correlations = [partial_correlation(owner[k], suspect[k], references[:, k]) for k in range(len(owner))]
     return float(np.arctanh(np.clip(np.mean(correlations), -_MAX_CORRELATION, _MAX_CORRELATION)))
 
 

@@ -42,7 +42,7 @@ def test_round_trip(fingerprint: Fingerprint, saved: Path):
     loaded = fingerprint_file.load(saved)
     assert loaded.settings == fingerprint.settings and loaded.owner == fingerprint.owner
     assert loaded.calibration == fingerprint.calibration and loaded.cost == fingerprint.cost
-    for name in ("critical", "residuals", "centre"):
+    for name in ("critical", "residuals", "references"):
         assert getattr(loaded, name).tobytes() == getattr(fingerprint, name).tobytes()
     with zipfile.ZipFile(saved) as archive:
         names = set(archive.namelist())
@@ -87,7 +87,7 @@ def _swapped_array(name: str, data: bytes):
     (_edit_json(_edited_seeds), "was edited"),
     (_edit_json(_newer_schema), "schema 99 is not supported"),
     (_swapped_array, "does not match its digest"),
-    (lambda name, data: None if name == "arrays/centre.npy" else data, "lacks 'arrays/centre.npy'"),
+    (lambda name, data: None if name == "arrays/references.npy" else data, "lacks 'arrays/references.npy'"),
 ])
 def test_damaged_files_are_refused(saved: Path, tmp_path: Path, edit, message: str):
     with pytest.raises(ModelFileError, match=message):
@@ -112,7 +112,7 @@ def test_arrays_are_never_unpickled(saved: Path, tmp_path: Path):
     pickled = np.array([{"a": 1}], dtype=object)
 
     def edit(name: str, data: bytes):
-        if name != "arrays/centre.npy":
+        if name != "arrays/references.npy":
             return data
         buffer = io.BytesIO()
         np.save(buffer, pickled, allow_pickle=True)
