@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from models.torch_archs import DnCNN, UNet
+from models.torch_archs import EDSR, ESPCN, FSRCNN, RCAN, DnCNN, UNet
 from models.training import Task, psnr, train
 from verifier.references import BUNDLED
 
@@ -27,6 +27,30 @@ REFERENCE_SETS: dict[str, tuple[Task, list[tuple[str, Factory, str, int]]]] = {
         ("dncnn6w32nobn_a", lambda c: DnCNN(channels=c, depth=6, width=32, batch_norm=False), "a", 103),
         ("unet12_b", lambda c: UNet(channels=c, width=12), "b", 104),
         ("dncnn5w24_b", lambda c: DnCNN(channels=c, depth=5, width=24), "b", 105),
+    ]),
+    "noise-c1-x1": (Task("noise", 1, sigma=25 / 255), [
+        ("dncnn6w32_a", lambda c: DnCNN(channels=c, depth=6, width=32), "a", 111),
+        ("dncnn8w24_b", lambda c: DnCNN(channels=c, depth=8, width=24), "b", 112),
+        ("unet12_b", lambda c: UNet(channels=c, width=12), "b", 113),
+        ("dncnn5w24nobn_a", lambda c: DnCNN(channels=c, depth=5, width=24, batch_norm=False), "a", 114),
+    ]),
+    "blur-c3-x1": (Task("blur", 3, sigma=1.6), [
+        ("dncnn6w32_a", lambda c: DnCNN(channels=c, depth=6, width=32), "a", 121),
+        ("unet12_b", lambda c: UNet(channels=c, width=12), "b", 122),
+        ("dncnn8w24nobn_b", lambda c: DnCNN(channels=c, depth=8, width=24, batch_norm=False), "b", 123),
+        ("unet8_a", lambda c: UNet(channels=c, width=8), "a", 124),
+    ]),
+    "downsample-c3-x2": (Task("downsample", 3, scale=2), [
+        ("espcn32_a", lambda c: ESPCN(scale=2, channels=c, width=32), "a", 131),
+        ("edsr24_b", lambda c: EDSR(scale=2, channels=c, width=24, blocks=2), "b", 132),
+        ("fsrcnn24_b", lambda c: FSRCNN(scale=2, channels=c, d=24, s=12, m=2), "b", 133),
+        ("rcan16_a", lambda c: RCAN(scale=2, channels=c, width=16, groups=1, blocks=2), "a", 134),
+    ]),
+    "downsample-c3-x4": (Task("downsample", 3, scale=4), [
+        ("espcn24_b", lambda c: ESPCN(scale=4, channels=c, width=24), "b", 141),
+        ("edsr24_a", lambda c: EDSR(scale=4, channels=c, width=24, blocks=3), "a", 142),
+        ("fsrcnn32_b", lambda c: FSRCNN(scale=4, channels=c, d=32, s=12, m=2), "b", 143),
+        ("rcan16_b", lambda c: RCAN(scale=4, channels=c, width=16, groups=1, blocks=1), "b", 144),
     ]),
 }
 STEPS = 500
