@@ -1,0 +1,172 @@
+"""Benchmark: how well fingerprints separate derived from independent models in the zoo.
+
+Run: python -m models.benchmark [--recipes fast reference] [--reference-steps N] [--methods response paper]
+                                [--sources ID ...] [--out models/benchmark_results]
+
+For every source model in ``models/zoo/manifest.json`` and every recipe and
+method, the source is fingerprinted (calibrated on verifier's bundled reference
+models for its task) and every zoo model with the same input/output shape is
+verified against it.  Positives are the source's derived models; negatives are
+all models not descended from it (its independent suspects, and other sources
+of the same I/O with everything derived from them).
+
+Scores are pooled across sources as z = (score - null mean) / null std, the
+quantity the calibrated decision thresholds.  Reported: AUC and TPR at 1% FPR
+(from the pooled ROC) overall and per attack family, the calibrated decision's
+real false-positive and true-positive rates at its nominal 1%, and seconds per
+fingerprint and per verification.  Writes results.json and results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from models.build import MANIFEST, ZOO
+from verifier import load_model
+from verifier.degradation import Degradation
+from verifier.fingerprint import DEFAULT_SEEDS, Settings, create, score
+from verifier.inversion import RECIPES
+from verifier.references import reference_paths
+
+THREADS = 2
+FPR = 0.01
+
+
+def degradation_for(task: dict) -> Degradation:
+    """The degradation a zoo model was trained to undo."""
+    if task["kind"] == "downsample":
+        return Degradation("downsample", scale=task["scale"])
+    return Degradation(task["kind"], sigma=task["sigma"])
+
+
+def auc(positives: list[float], negatives: list[float]) -> float:
+    """Probability that a positive outscores a negative (ties count half)."""
+    if not positives or not negatives:
+        return float("nan")
+    pos, neg = np.asarray(positives)[:, None], np.asarray(negatives)[None, :]
+    return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
+
+
+def tpr_at_fpr(positives: list[float], negatives: list[float], fpr: float = FPR) -> float:
+    """TPR at the smallest threshold whose FPR on the negatives is at most `fpr`."""
+    if not positives or not negatives:
+        return float("nan")
+    ordered = np.sort(negatives)[::-1]
+    allowed = int(np.floor(fpr * len(ordered)))
+    threshold = ordered[allowed] if allowed < len(ordered) else -np.inf
+    return float((np.asarray(positives) > threshold).mean())
+
+
+def _lineage(entry: dict) -> str:
+    return entry["source"] if entry["relation"] in ("source", "derived") else entry["id"]
+
+
+def _io(entry: dict) -> tuple:
+    task = entry["task"]
+    return task["channels"], task["scale"]
+
+
+def run(recipes: list[str], methods: list[str], reference_steps: int, sources: list[str] | None) -> dict:
+    """All pairs for all (recipe, method); returns the JSON-ready results."""
+    entries = json.loads(MANIFEST.read_text())["models"]
+    owners = [e for e in entries if e["relation"] == "source" and (not sources or e["source"] in sources)]
+    rows = []
+    timings: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"fingerprint": [], "verify": []})
+    for recipe_name in recipes:
+        recipe = RECIPES[recipe_name]
+        if recipe_name == "reference" and reference_steps < recipe.evaluations:
+            recipe = dataclasses.replace(recipe, evaluations=reference_steps)
+        for method in methods:
+            label = f"{recipe_name}[{recipe.evaluations} steps]/{method}"
+            for owner_entry in owners:
+                owner = load_model(ZOO / owner_entry["file"], threads=THREADS)
+                settings = Settings(method, recipe, degradation_for(owner_entry["task"]),
+                                    tuple(range(DEFAULT_SEEDS)), THREADS)
+                references = [load_model(p, threads=THREADS)
+                              for p in reference_paths([], owner.io, settings.degradation)]
+                started = time.perf_counter()
+                fingerprint = create(owner, references, settings, FPR)
+                timings[label]["fingerprint"].append(time.perf_counter() - started)
+                calibration = fingerprint.calibration
+                print(f"{label} {owner_entry['source']}: fingerprint {timings[label]['fingerprint'][-1]:.1f} s, "
+                      f"threshold {calibration.threshold:.3f}", flush=True)
+                for suspect_entry in entries:
+                    if suspect_entry["id"] == owner_entry["id"] or _io(suspect_entry) != _io(owner_entry):
+                        continue
+                    positive = (suspect_entry["relation"] == "derived"
+                                and suspect_entry["source"] == owner_entry["source"])
+                    if not positive and _lineage(suspect_entry) == owner_entry["source"]:
+                        continue
+                    started = time.perf_counter()
+                    value = score(fingerprint, load_model(ZOO / suspect_entry["file"], threads=THREADS))
+                    timings[label]["verify"].append(time.perf_counter() - started)
+                    rows.append({"setting": label, "owner": owner_entry["source"], "suspect": suspect_entry["id"],
+                                 "positive": positive, "family": suspect_entry["attack"] if positive else "independent",
+                                 "score": value, "z": (value - calibration.mean) / calibration.std,
+                                 "derived": calibration.verdict(value) == "derived",
+                                 "suspect_psnr": suspect_entry["psnr"]})
+    return {"rows": rows, "timings": {k: {n: float(np.mean(v)) for n, v in t.items()} for k, t in timings.items()}}
+
+
+def summarise(results: dict) -> list[dict]:
+    """One summary line per (setting, family), plus 'all'."""
+    lines = []
+    by_setting = defaultdict(list)
+    for row in results["rows"]:
+        by_setting[row["setting"]].append(row)
+    for setting, rows in by_setting.items():
+        negatives = [r for r in rows if not r["positive"]]
+        families = sorted({r["family"] for r in rows if r["positive"]})
+        for family in ["all", *families]:
+            positives = [r for r in rows if r["positive"] and family in ("all", r["family"])]
+            lines.append({
+                "setting": setting, "family": family, "positives": len(positives), "negatives": len(negatives),
+                "auc": auc([r["z"] for r in positives], [r["z"] for r in negatives]),
+                "tpr_at_1pct_fpr": tpr_at_fpr([r["z"] for r in positives], [r["z"] for r in negatives]),
+                "calibrated_tpr": float(np.mean([r["derived"] for r in positives])) if positives else float("nan"),
+                "calibrated_fpr": float(np.mean([r["derived"] for r in negatives])) if negatives else float("nan"),
+                "seconds_per_fingerprint": results["timings"][setting]["fingerprint"],
+                "seconds_per_verification": results["timings"][setting]["verify"],
+            })
+    return lines
+
+
+def markdown(lines: list[dict]) -> str:
+    """The summary as a Markdown table."""
+    out = ["| setting | attack family | positives | negatives | AUC | TPR @ 1% FPR (ROC) | calibrated TPR | "
+           "calibrated FPR (nominal 1%) | s / fingerprint | s / verification |", "|" + "---|" * 10]
+    for line in lines:
+        out.append(f"| {line['setting']} | {line['family']} | {line['positives']} | {line['negatives']} | "
+                   f"{line['auc']:.3f} | {line['tpr_at_1pct_fpr']:.2f} | {line['calibrated_tpr']:.2f} | "
+                   f"{line['calibrated_fpr']:.3f} | {line['seconds_per_fingerprint']:.1f} | "
+                   f"{line['seconds_per_verification']:.2f} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", nargs="+", default=["fast"], choices=sorted(RECIPES))
+    parser.add_argument("--methods", nargs="+", default=["response"], choices=["response", "paper"])
+    parser.add_argument("--reference-steps", type=int, default=RECIPES["reference"].evaluations,
+                        help="cap on the reference recipe's Adam steps (the full 5000 take hours per model)")
+    parser.add_argument("--sources", nargs="*", default=None, help="only these source ids")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "benchmark_results")
+    args = parser.parse_args()
+    results = run(args.recipes, args.methods, args.reference_steps, args.sources)
+    lines = summarise(results)
+    table = markdown(lines)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps({**results, "summary": lines}, indent=1))
+    (args.out / "results.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
