@@ -1,0 +1,31 @@
+"""The benchmark's statistics: AUC and TPR at a fixed FPR on hand-made scores."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pytest.importorskip("torch")  # models.benchmark imports the zoo builder
+
+from models.benchmark import auc, degradation_for, tpr_at_fpr
+
+
+def test_auc():
+    assert auc([3, 4], [1, 2]) == 1.0
+    assert auc([1, 2], [3, 4]) == 0.0
+    assert auc([1, 3], [2, 2]) == 0.5
+    assert auc([2], [2]) == 0.5
+    assert math.isnan(auc([], [1]))
+
+
+def test_tpr_at_fpr():
+    negatives = list(range(100))  # 0..99: at 1% FPR one negative (99) may pass, so the threshold is 98
+    assert tpr_at_fpr([98.5, 99.5, 50], negatives) == pytest.approx(2 / 3)
+    assert tpr_at_fpr([200], [1, 2, 3]) == 1.0  # fewer than 100 negatives: none may pass
+    assert tpr_at_fpr([2.5], [1, 2, 3]) == 0.0
+
+
+def test_degradation_for_zoo_tasks():
+    assert degradation_for({"kind": "downsample", "scale": 4, "sigma": 0.0}).scale == 4
+    assert degradation_for({"kind": "noise", "scale": 1, "sigma": 0.1}).sigma == 0.1
