@@ -25,6 +25,8 @@ from verifier.runtime import make_session
 from verifier.specialise import StaticModel, specialise
 
 _VJP = vjp_objective()
+#: Ops whose fused onnxruntime kernels are machine-dependent (see make_session's `exact`).
+_QUANTISATION_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 
 
 @dataclass
@@ -61,7 +63,8 @@ class Model:
         """f(x) for an NCHW batch in [0, 1]."""
         x = self.check_input(x)
         if self._forward is None:
-            self._forward = make_session(self.graph.SerializeToString(), self.threads)
+            quantised = any(node.op_type in _QUANTISATION_OPS for node in self.graph.graph.node)
+            self._forward = make_session(self.graph.SerializeToString(), self.threads, exact=quantised)
         try:
             (y,) = self._forward.run(None, {adapters.X: x})
         except Exception as exc:  # onnxruntime raises untyped errors

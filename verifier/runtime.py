@@ -39,11 +39,19 @@ def ort() -> ModuleType:
     return onnxruntime
 
 
-def make_session(model_bytes: bytes, threads: int | None = None):
-    """Create a CPU inference session; load failures become one-line UnsupportedModelErrors."""
+def make_session(model_bytes: bytes, threads: int | None = None, exact: bool = False):
+    """Create a CPU inference session; load failures become one-line UnsupportedModelErrors.
+
+    `exact` keeps to basic graph optimisations: onnxruntime's extended level fuses
+    QuantizeLinear/DequantizeLinear around Conv into integer kernels whose u8s8 path
+    saturates on x86 CPUs without VNNI, so a quantised model's outputs would depend on
+    the machine (seen here: 0.12 off the ONNX semantics, 0.014 with basic optimisations).
+    """
     rt = ort()
     opts = rt.SessionOptions()
     opts.log_severity_level = 4
+    if exact:
+        opts.graph_optimization_level = rt.GraphOptimizationLevel.ORT_ENABLE_BASIC
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

@@ -45,7 +45,8 @@ def test_qdq_model_gets_straight_through_gradients(tmp_path: Path):
     dy = rng.normal(size=SHAPE).astype(np.float32)
     # The surrogate drops only the rounding: its gradient is close to the float model's...
     assert rel_error(int8_model.vjp(x, dy), float_model.vjp(x, dy)) < 0.1
-    # ...and its output is within a fraction of a quantisation step of the int8 model's.
+    # ...and its output is within a fraction of a quantisation step of the int8 model's (run with
+    # the ONNX semantics: onnxruntime's fused int8 Conv is 0.12 off on CPUs without VNNI).
     assert np.abs(int8_model.run(x) - float_model.run(x)).max() < 0.05
 
 
