@@ -10,8 +10,10 @@ verified against it.  Positives are the source's derived models; negatives are
 all models not descended from it (its independent suspects, and other sources
 of the same I/O with everything derived from them).
 
+Calibration: bundled references for the task plus the source's independently
+trained models of its own architecture, rotated leave-one-out (see `run`).
 Scores are pooled across sources as z = (score - null mean) / null std, the
-quantity the calibrated decision thresholds.  Reported: AUC and TPR at 1% FPR
+quantity the calibrated decision thresholds.  Rows are (fold, suspect) pairs.  Reported: AUC and TPR at 1% FPR
 (from the pooled ROC) overall and per attack family, the calibrated decision's
 real false-positive and true-positive rates at its nominal 1%, and seconds per
 fingerprint and per verification.  Writes results.json and results.md.
@@ -32,7 +34,7 @@ from models.build import MANIFEST, ZOO
 from verifier import load_model
 from verifier.degradation import Degradation
 from verifier.fingerprint import DEFAULT_SEEDS, Settings, create, score
-from verifier.inversion import RECIPES
+from verifier.inversion import RECIPES, critical_images
 from verifier.references import reference_paths
 
 THREADS = 2
@@ -73,8 +75,28 @@ def _io(entry: dict) -> tuple:
     return task["channels"], task["scale"]
 
 
+def _same_architecture_pool(owner: dict, entries: list[dict]) -> list[dict]:
+    """The source's independently trained models of its own architecture."""
+    return [e for e in entries if e["source"] == owner["source"] and e["relation"] in ("independent", "reference")
+            and e["architecture"] == owner["architecture"]]
+
+
+def _folds(pool: list[dict]) -> list[tuple[dict | None, list[dict]]]:
+    """(held-out model, same-architecture references) pairs: leave one out, or no fold if the pool is empty."""
+    if not pool:
+        return [(None, [])]
+    return [(held, [e for e in pool if e is not held]) for held in pool]
+
+
 def run(recipes: list[str], methods: list[str], reference_steps: int, sources: list[str] | None) -> dict:
-    """All pairs for all (recipe, method); returns the JSON-ready results."""
+    """All pairs for all (recipe, method); returns the JSON-ready results.
+
+    Calibration uses verifier's bundled references for the task plus independently trained
+    models of the owner's own architecture (what an owner can train; the design study showed
+    that same-architecture independents correlate far more than other architectures).  Those are
+    rotated leave-one-out: each is a negative once, calibrated on the others, and every other
+    suspect is scored under every fold.
+    """
     entries = json.loads(MANIFEST.read_text())["models"]
     owners = [e for e in entries if e["relation"] == "source" and (not sources or e["source"] in sources)]
     rows = []
@@ -89,30 +111,39 @@ def run(recipes: list[str], methods: list[str], reference_steps: int, sources: l
                 owner = load_model(ZOO / owner_entry["file"], threads=THREADS)
                 settings = Settings(method, recipe, degradation_for(owner_entry["task"]),
                                     tuple(range(DEFAULT_SEEDS)), THREADS)
-                references = [load_model(p, threads=THREADS)
-                              for p in reference_paths([], owner.io, settings.degradation)]
+                bundled = [load_model(p, threads=THREADS) for p in reference_paths([], owner.io, settings.degradation)]
                 started = time.perf_counter()
-                fingerprint = create(owner, references, settings, FPR)
-                timings[label]["fingerprint"].append(time.perf_counter() - started)
-                calibration = fingerprint.calibration
-                print(f"{label} {owner_entry['source']}: fingerprint {timings[label]['fingerprint'][-1]:.1f} s, "
-                      f"threshold {calibration.threshold:.3f}", flush=True)
-                for suspect_entry in entries:
-                    if suspect_entry["id"] == owner_entry["id"] or _io(suspect_entry) != _io(owner_entry):
-                        continue
-                    positive = (suspect_entry["relation"] == "derived"
-                                and suspect_entry["source"] == owner_entry["source"])
-                    if not positive and _lineage(suspect_entry) == owner_entry["source"]:
-                        continue
+                found = critical_images(owner, recipe, settings.degradation, settings.seeds)
+                inversion = time.perf_counter() - started
+                for held, same_arch in _folds(_same_architecture_pool(owner_entry, entries)):
                     started = time.perf_counter()
-                    value = score(fingerprint, load_model(ZOO / suspect_entry["file"], threads=THREADS))
-                    timings[label]["verify"].append(time.perf_counter() - started)
-                    rows.append({"setting": label, "owner": owner_entry["source"], "suspect": suspect_entry["id"],
-                                 "positive": positive, "family": suspect_entry["attack"] if positive else "independent",
-                                 "score": value, "z": (value - calibration.mean) / calibration.std,
-                                 "derived": calibration.verdict(value) == "derived",
-                                 "suspect_psnr": suspect_entry["psnr"]})
-    return {"rows": rows, "timings": {k: {n: float(np.mean(v)) for n, v in t.items()} for k, t in timings.items()}}
+                    references = bundled + [load_model(ZOO / e["file"], threads=THREADS) for e in same_arch]
+                    fingerprint = create(owner, references, settings, FPR, found=found)
+                    timings[label]["fingerprint"].append(inversion + time.perf_counter() - started)
+                    calibration = fingerprint.calibration
+                    print(f"{label} {owner_entry['source']} (held out: {held['id'] if held else '-'}): "
+                          f"threshold {calibration.threshold:.3f}", flush=True)
+                    skip = {e["id"] for e in same_arch} | {owner_entry["id"]}
+                    for suspect_entry in entries:
+                        if suspect_entry["id"] in skip or _io(suspect_entry) != _io(owner_entry):
+                            continue
+                        positive = (suspect_entry["relation"] == "derived"
+                                    and suspect_entry["source"] == owner_entry["source"])
+                        if not positive and _lineage(suspect_entry) == owner_entry["source"]:
+                            continue
+                        started = time.perf_counter()
+                        value = score(fingerprint, load_model(ZOO / suspect_entry["file"], threads=THREADS))
+                        timings[label]["verify"].append(time.perf_counter() - started)
+                        family = suspect_entry["attack"] if positive else (
+                            "independent (same architecture)" if suspect_entry["architecture"] ==
+                            owner_entry["architecture"] else "independent (other architecture)")
+                        rows.append({"setting": label, "owner": owner_entry["source"],
+                                     "fold": held["id"] if held else None, "suspect": suspect_entry["id"],
+                                     "positive": positive, "family": family, "score": value,
+                                     "z": (value - calibration.mean) / calibration.std,
+                                     "derived": calibration.verdict(value) == "derived",
+                                     "suspect_psnr": suspect_entry["psnr"]})
+    return {"rows": rows, "timings": {k: dict(t) for k, t in timings.items()}}
 
 
 def summarise(results: dict) -> list[dict]:
@@ -126,16 +157,23 @@ def summarise(results: dict) -> list[dict]:
         families = sorted({r["family"] for r in rows if r["positive"]})
         for family in ["all", *families]:
             positives = [r for r in rows if r["positive"] and family in ("all", r["family"])]
-            lines.append({
-                "setting": setting, "family": family, "positives": len(positives), "negatives": len(negatives),
-                "auc": auc([r["z"] for r in positives], [r["z"] for r in negatives]),
-                "tpr_at_1pct_fpr": tpr_at_fpr([r["z"] for r in positives], [r["z"] for r in negatives]),
-                "calibrated_tpr": float(np.mean([r["derived"] for r in positives])) if positives else float("nan"),
-                "calibrated_fpr": float(np.mean([r["derived"] for r in negatives])) if negatives else float("nan"),
-                "seconds_per_fingerprint": results["timings"][setting]["fingerprint"],
-                "seconds_per_verification": results["timings"][setting]["verify"],
-            })
+            lines.append(_line(setting, family, positives, negatives, results))
+        for family in sorted({r["family"] for r in negatives}):
+            lines.append(_line(setting, family, [r for r in rows if r["positive"]],
+                               [r for r in negatives if r["family"] == family], results))
     return lines
+
+
+def _line(setting: str, family: str, positives: list[dict], negatives: list[dict], results: dict) -> dict:
+    return {
+        "setting": setting, "family": family, "positives": len(positives), "negatives": len(negatives),
+        "auc": auc([r["z"] for r in positives], [r["z"] for r in negatives]),
+        "tpr_at_1pct_fpr": tpr_at_fpr([r["z"] for r in positives], [r["z"] for r in negatives]),
+        "calibrated_tpr": float(np.mean([r["derived"] for r in positives])) if positives else float("nan"),
+        "calibrated_fpr": float(np.mean([r["derived"] for r in negatives])) if negatives else float("nan"),
+        "seconds_per_fingerprint": float(np.mean(results["timings"][setting]["fingerprint"])),
+        "seconds_per_verification": float(np.mean(results["timings"][setting]["verify"])),
+    }
 
 
 def markdown(lines: list[dict]) -> str:
@@ -150,6 +188,16 @@ def markdown(lines: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _merge(parts: list[dict]) -> dict:
+    """Concatenate the rows and raw timings of several runs."""
+    timings: dict[str, dict[str, list[float]]] = defaultdict(lambda: {"fingerprint": [], "verify": []})
+    for part in parts:
+        for setting, values in part["timings"].items():
+            for name, times in values.items():
+                timings[setting][name].extend(times)
+    return {"rows": [row for part in parts for row in part["rows"]], "timings": dict(timings)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="+", default=["fast"], choices=sorted(RECIPES))
@@ -158,8 +206,13 @@ def main() -> None:
                         help="cap on the reference recipe's Adam steps (the full 5000 take hours per model)")
     parser.add_argument("--sources", nargs="*", default=None, help="only these source ids")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "benchmark_results")
+    parser.add_argument("--merge", nargs="+", type=Path, default=None, metavar="DIR",
+                        help="summarise earlier runs' results.json (e.g. one run per group of sources) instead")
     args = parser.parse_args()
-    results = run(args.recipes, args.methods, args.reference_steps, args.sources)
+    if args.merge:
+        results = _merge([json.loads((folder / "results.json").read_text()) for folder in args.merge])
+    else:
+        results = run(args.recipes, args.methods, args.reference_steps, args.sources)
     lines = summarise(results)
     table = markdown(lines)
     print(table)

@@ -143,6 +143,8 @@ def _progress(message: str) -> None:
               help="Fingerprint file to write (written only if everything succeeds).")
 @click.option("--reference", "references", multiple=True, type=click.Path(path_type=Path),
               help="Independent model (ONNX file or folder of them) for the null distribution; repeatable. "
+                   "Include models of your own architecture trained independently (other seeds or data): "
+                   "they correlate with yours far more than other architectures do. "
                    "Default: the bundled reference models for the task.")
 @click.option("--method", type=click.Choice(METHODS), default="response", show_default=True,
               help="response: suspect's residuals on the owner's probes (black-box); paper: histograms of "
@@ -169,6 +171,9 @@ def fingerprint(model_path: str, output: Path, references, method, recipe, seeds
     settings = Settings(method=method, recipe=chosen, degradation=default_degradation(owner.io, kind, sigma),
                         seeds=tuple(range(seeds)), threads=threads)
     paths = reference_paths(list(references), owner.io, settings.degradation)
+    if not references:
+        _progress("calibrating on the bundled reference models only; independently trained models of your own "
+                  "architecture (--reference) make the false-positive rate hold for same-architecture suspects")
     models = [load_model(path, threads=threads) for path in paths]
     result = create(owner, models, settings, fpr, progress=_progress)
     fingerprint_file.save(result, output)

@@ -15,7 +15,7 @@ import numpy as np
 from verifier.calibration import DEFAULT_FPR, Calibration, calibrate
 from verifier.degradation import Degradation
 from verifier.errors import InputError
-from verifier.inversion import Progress, Recipe, critical_images, initial_image
+from verifier.inversion import CriticalImages, Progress, Recipe, critical_images, initial_image
 from verifier.methods import MethodName, Probes, make_probes, paper_score, residuals, response_score
 from verifier.model import Model
 
@@ -111,14 +111,19 @@ def score(fingerprint: Fingerprint, suspect: Model, progress: Progress | None = 
 
 
 def create(model: Model, references: list[Model], settings: Settings, fpr: float = DEFAULT_FPR,
-           progress: Progress | None = None) -> Fingerprint:
-    """Compute `model`'s critical images and evidence, and calibrate against `references`."""
+           progress: Progress | None = None, found: CriticalImages | None = None) -> Fingerprint:
+    """Compute `model`'s critical images and evidence, and calibrate against `references`.
+
+    `found` reuses critical images computed earlier with the same settings (a benchmark
+    calibrating one owner against several reference sets inverts it once).
+    """
     if model.source is None:
         raise InputError("the owner model must come from a file (its sha256 goes into the fingerprint)")
     owner = {"sha256": model.source.sha256, **io_summary(model)}
     for index, reference in enumerate(references):
         check_comparable(owner, reference, f"reference model {index + 1}")
-    found = critical_images(model, settings.recipe, settings.degradation, settings.seeds, progress)
+    if found is None:
+        found = critical_images(model, settings.recipe, settings.degradation, settings.seeds, progress)
     cost = {"evaluations": found.evaluations, "seconds": round(found.seconds, 3)}
     names = [ref.source.sha256 if ref.source else f"reference-{i}" for i, ref in enumerate(references)]
     empty = np.zeros((0,), np.float32)

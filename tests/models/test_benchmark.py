@@ -29,3 +29,19 @@ def test_tpr_at_fpr():
 def test_degradation_for_zoo_tasks():
     assert degradation_for({"kind": "downsample", "scale": 4, "sigma": 0.0}).scale == 4
     assert degradation_for({"kind": "noise", "scale": 1, "sigma": 0.1}).sigma == 0.1
+
+
+def test_merge_and_summarise():
+    from models.benchmark import _merge, summarise
+
+    def part(scores: list[tuple[bool, float]], seconds: float) -> dict:
+        rows = [{"setting": "s", "positive": p, "family": "prune" if p else "independent (other architecture)",
+                 "z": z, "derived": z > 2} for p, z in scores]
+        return {"rows": rows, "timings": {"s": {"fingerprint": [seconds], "verify": [0.1]}}}
+
+    merged = _merge([part([(True, 5.0), (False, 0.0)], 10.0), part([(True, 1.0), (False, 3.0)], 20.0)])
+    lines = {line["family"]: line for line in summarise(merged)}
+    assert lines["all"]["positives"] == 2 and lines["all"]["negatives"] == 2
+    assert lines["all"]["auc"] == 0.75
+    assert lines["all"]["calibrated_fpr"] == 0.5 and lines["all"]["calibrated_tpr"] == 0.5
+    assert lines["all"]["seconds_per_fingerprint"] == 15.0

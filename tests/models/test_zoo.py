@@ -27,7 +27,7 @@ def test_entry(entry: dict):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
     model = load_model(path)
     assert (model.io.channels, model.io.scale) == (entry["task"]["channels"], entry["task"]["scale"])
-    assert entry["relation"] in ("source", "derived", "independent")
+    assert entry["relation"] in ("source", "derived", "independent", "reference")
     if entry["relation"] == "derived":
         assert entry["parent"] in IDS
         assert entry["parent"] == f"{entry['source']}/source"
