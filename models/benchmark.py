@@ -198,6 +198,17 @@ def _merge(parts: list[dict]) -> dict:
     return {"rows": [row for part in parts for row in part["rows"]], "timings": dict(timings)}
 
 
+def per_attack(results: dict) -> str:
+    """Markdown: for each setting and attack (the suspect's file name), derived verdicts / pairs."""
+    counts: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    for row in results["rows"]:
+        name = row["suspect"].split("/", 1)[1] if row["positive"] else "(independent)"
+        counts[row["setting"], name].append(row["derived"])
+    out = ["| setting | attack | called derived / pairs |", "|---|---|---|"]
+    out += [f"| {setting} | {name} | {sum(v)}/{len(v)} |" for (setting, name), v in sorted(counts.items())]
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="+", default=["fast"], choices=sorted(RECIPES))
@@ -214,7 +225,7 @@ def main() -> None:
     else:
         results = run(args.recipes, args.methods, args.reference_steps, args.sources)
     lines = summarise(results)
-    table = markdown(lines)
+    table = markdown(lines) + "\n\n" + per_attack(results)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps({**results, "summary": lines}, indent=1))
