@@ -11,13 +11,14 @@ from pathlib import Path
 from exporters.base import Exporter, ExportError, ExportRequest, ExportResult, atomic_output
 from exporters.keras_exporter import KerasExporter
 from exporters.onnx_passthrough import OnnxExporter
+from exporters.tflite_exporter import TFLiteExporter
 from exporters.torch_exporter import TorchExporter
 
 EXPORTERS: dict[str, Exporter] = {
-    exporter.name: exporter for exporter in (OnnxExporter(), TorchExporter(), KerasExporter())
+    exporter.name: exporter for exporter in (OnnxExporter(), TorchExporter(), KerasExporter(), TFLiteExporter())
 }
 #: Formats recognised by their files but not exported yet, with what they are.
-_PLANNED = {".keras": "Keras", ".tflite": "TFLite", ".pdparams": "PaddlePaddle",
+_PLANNED = {".keras": "Keras", ".pdparams": "PaddlePaddle",
             ".pdiparams": "PaddlePaddle", ".msgpack": "Flax msgpack", ".mpk": "Flax msgpack",
             ".mat": "MATLAB"}
 
