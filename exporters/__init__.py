@@ -10,17 +10,18 @@ from pathlib import Path
 
 from exporters.base import Exporter, ExportError, ExportRequest, ExportResult, atomic_output
 from exporters.keras_exporter import KerasExporter
+from exporters.matlab_exporter import MatlabExporter
 from exporters.onnx_passthrough import OnnxExporter
 from exporters.tflite_exporter import TFLiteExporter
 from exporters.torch_exporter import TorchExporter
 
 EXPORTERS: dict[str, Exporter] = {
-    exporter.name: exporter for exporter in (OnnxExporter(), TorchExporter(), KerasExporter(), TFLiteExporter())
+    exporter.name: exporter for exporter in (OnnxExporter(), TorchExporter(), KerasExporter(), TFLiteExporter(),
+                                            MatlabExporter())
 }
 #: Formats recognised by their files but not exported yet, with what they are.
 _PLANNED = {".keras": "Keras", ".pdparams": "PaddlePaddle",
-            ".pdiparams": "PaddlePaddle", ".msgpack": "Flax msgpack", ".mpk": "Flax msgpack",
-            ".mat": "MATLAB"}
+            ".pdiparams": "PaddlePaddle", ".msgpack": "Flax msgpack", ".mpk": "Flax msgpack"}
 
 
 def detect(path: Path) -> Exporter:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scenes import psnr
 
 from exporters import ExportError, ExportRequest, export
 from verifier import load_model
@@ -35,10 +36,6 @@ def _source(name: str) -> Path:
     return path
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
-
-
 @pytest.mark.parametrize("name", sorted(FILES), ids=[Path(n).stem for n in sorted(FILES)])
 def test_keras_weights_export(tmp_path: Path, name: str):
     out = tmp_path / "model.onnx"
@@ -52,7 +49,7 @@ def test_keras_weights_export(tmp_path: Path, name: str):
         clean = np.repeat((0.5 + 0.3 * np.sin(6 * xx) * np.cos(4 * yy) + 0.15 * (xx > 0.5))[None, None], 3, 1)
         small = clean.reshape(1, 3, SIZE // s, s, SIZE // s, s).mean((3, 5)).astype(np.float32)
         nearest = np.repeat(np.repeat(small, s, 2), s, 3)
-        assert _psnr(np.clip(model.run(small), 0, 1), clean) > _psnr(nearest, clean)
+        assert psnr(np.clip(model.run(small), 0, 1), clean) > psnr(nearest, clean)
 
 
 def test_unknown_variant_is_refused_not_guessed(tmp_path: Path):

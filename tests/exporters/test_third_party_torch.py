@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scenes import psnr, scene
 
 from exporters import ExportError, ExportRequest, export
 from verifier import load_model
@@ -50,16 +51,6 @@ def _source(name: str) -> Path:
     return path
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
-
-
-def _scene(channels: int) -> np.ndarray:
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
-    image = 0.5 + 0.3 * np.sin(6 * xx) * np.cos(4 * yy) + 0.15 * (xx > 0.5)
-    return np.repeat(image[None, None], channels, 1).astype(np.float32)
-
-
 @pytest.mark.parametrize("name", sorted(FILES), ids=[Path(n).stem for n in sorted(FILES)])
 def test_third_party_weights_export_and_work(tmp_path: Path, name: str):
     architecture, behaviour = FILES[name]
@@ -67,16 +58,16 @@ def test_third_party_weights_export_and_work(tmp_path: Path, name: str):
     result = export(ExportRequest(source=_source(name), output=out))
     assert result.max_rel_error is not None and result.max_rel_error < 1e-4
     model = load_model(out)
-    clean = _scene(model.io.channels)
+    clean = scene(model.io.channels, SIZE)
     if behaviour and behaviour.startswith("denoise"):
         sigma = int(behaviour.removeprefix("denoise") or 25) / 255
         noisy = (clean + np.random.default_rng(0).normal(0, sigma, clean.shape)).astype(np.float32)
-        assert _psnr(np.clip(model.run(noisy), 0, 1), clean) > _psnr(noisy, clean) + 8
+        assert psnr(np.clip(model.run(noisy), 0, 1), clean) > psnr(noisy, clean) + 8
     elif behaviour == "sr":
         s = model.io.scale
         small = clean.reshape(1, -1, SIZE // s, s, SIZE // s, s).mean((3, 5)).astype(np.float32)
         nearest = np.repeat(np.repeat(small, s, 2), s, 3)
-        assert _psnr(np.clip(model.run(small), 0, 1), clean) > _psnr(nearest, clean)
+        assert psnr(np.clip(model.run(small), 0, 1), clean) > psnr(nearest, clean)
     assert f":{architecture}(" in result.architecture
 
 
