@@ -10,14 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scenes import psnr
+from third_party import psnr, third_party
 
 from exporters import ExportError, ExportRequest, export
 from verifier import load_model
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
-THIRD_PARTY = Path(__file__).resolve().parents[3] / "shared" / "third_party"
 SIZE = 48
 
 # file -> whether it must beat nearest-neighbour on our synthetic scene (x2 does not: it is
@@ -29,17 +28,11 @@ FILES = {
 }
 
 
-def _source(name: str) -> Path:
-    path = THIRD_PARTY / name
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    return path
-
 
 @pytest.mark.parametrize("name", sorted(FILES), ids=[Path(n).stem for n in sorted(FILES)])
 def test_keras_weights_export(tmp_path: Path, name: str):
     out = tmp_path / "model.onnx"
-    result = export(ExportRequest(source=_source(name), output=out))
+    result = export(ExportRequest(source=third_party(name), output=out))
     assert result.max_rel_error is not None and result.max_rel_error < 1e-4
     model = load_model(out)
     assert (model.io.layout, model.io.layout_source) == ("NHWC", "metadata")
@@ -56,7 +49,7 @@ def test_unknown_variant_is_refused_not_guessed(tmp_path: Path):
     """jlfilho's ESPCN has the same shapes but other activations and range: no silent guess."""
     out = tmp_path / "model.onnx"
     with pytest.raises(ExportError, match="does not know"):
-        export(ExportRequest(source=_source("jlfilho_ESPCN-Keras/ESPCN_2X.h5"), output=out))
+        export(ExportRequest(source=third_party("jlfilho_ESPCN-Keras/ESPCN_2X.h5"), output=out))
     assert not out.exists()
 
 

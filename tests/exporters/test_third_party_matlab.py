@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scenes import psnr, scene
+from third_party import psnr, scene, third_party
 
 from exporters import ExportError, ExportRequest, export
 from verifier import load_model
 
 pytest.importorskip("torch")
 pytest.importorskip("h5py")
-FOLDER = Path(__file__).resolve().parents[3] / "shared" / "third_party"
 SIZE = 64
 # file -> (noise sigma on the 0-255 scale, network depth)
 FILES = {"cszn_DnCNN/sigma=15.mat": (15, 17), "cszn_DnCNN/sigma=25.mat": (25, 17),
@@ -26,18 +25,12 @@ FILES = {"cszn_DnCNN/sigma=15.mat": (15, 17), "cszn_DnCNN/sigma=25.mat": (25, 17
          "cszn_DnCNN/DnCNN3.mat": (25, 20)}
 
 
-def _source(name: str) -> Path:
-    path = FOLDER / name
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    return path
-
 
 @pytest.mark.parametrize("name", sorted(FILES), ids=[Path(n).stem for n in sorted(FILES)])
 def test_matconvnet_dncnn_exports_and_denoises(tmp_path: Path, name: str):
     sigma, depth = FILES[name]
     out = tmp_path / "model.onnx"
-    result = export(ExportRequest(source=_source(name), output=out))
+    result = export(ExportRequest(source=third_party(name), output=out))
     assert result.max_rel_error is not None and result.max_rel_error < 1e-4
     assert f"depth={depth}," in result.architecture
     model = load_model(out)
@@ -47,7 +40,7 @@ def test_matconvnet_dncnn_exports_and_denoises(tmp_path: Path, name: str):
 
 
 def test_other_matconvnet_networks_are_refused(tmp_path: Path):
-    source = _source("cszn_FFDNet/FFDNet_gray.mat")
+    source = third_party("cszn_FFDNet/FFDNet_gray.mat")
     with pytest.raises(ExportError, match=r"FFDNet_gray\.mat"):
         export(ExportRequest(source=source, output=tmp_path / "ffdnet.onnx"))
     assert not (tmp_path / "ffdnet.onnx").exists()

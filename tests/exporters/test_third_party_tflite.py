@@ -10,20 +10,18 @@ from pathlib import Path
 
 import onnx
 import pytest
+from third_party import third_party
 
 from exporters import ExportError, ExportRequest, export
 from verifier import load_model
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
-SOURCE = Path(__file__).resolve().parents[3] / "shared" / "third_party" / "Zheng222_IMDN" / "imdn_rtc_time.tflite"
 
 
 def test_tflite_export(tmp_path: Path):
-    if not SOURCE.exists():
-        pytest.skip(f"{SOURCE} not available")
     out = tmp_path / "imdn.onnx"
-    result = export(ExportRequest(source=SOURCE, output=out))
+    result = export(ExportRequest(source=third_party("Zheng222_IMDN/imdn_rtc_time.tflite"), output=out))
     assert result.exporter == "tf2onnx.convert.from_tflite" and result.layout == "NHWC"
     assert result.max_rel_error is not None and result.max_rel_error < 1e-4
     metadata = {p.key: p.value for p in onnx.load(str(out)).metadata_props}

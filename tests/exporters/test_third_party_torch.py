@@ -11,13 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scenes import psnr, scene
+from third_party import psnr, scene, third_party
 
 from exporters import ExportError, ExportRequest, export
 from verifier import load_model
 
 pytest.importorskip("torch")
-THIRD_PARTY = Path(__file__).resolve().parents[3] / "shared" / "third_party"
 SIZE = 48
 
 # file -> (architecture, checked behaviour: "denoise[sigma]" (default 25), "sr",
@@ -44,18 +43,12 @@ PICKLES = ["cszn_DnCNN/model.pth", "twtygqyy_pytorch-vdsr/model_epoch_50.pth",
            "niazwazir_SUB_PIXEL_CNN/model_epoch_599.pth"]
 
 
-def _source(name: str) -> Path:
-    path = THIRD_PARTY / name
-    if not path.exists():
-        pytest.skip(f"{path} not available")
-    return path
-
 
 @pytest.mark.parametrize("name", sorted(FILES), ids=[Path(n).stem for n in sorted(FILES)])
 def test_third_party_weights_export_and_work(tmp_path: Path, name: str):
     architecture, behaviour = FILES[name]
     out = tmp_path / "model.onnx"
-    result = export(ExportRequest(source=_source(name), output=out))
+    result = export(ExportRequest(source=third_party(name), output=out))
     assert result.max_rel_error is not None and result.max_rel_error < 1e-4
     model = load_model(out)
     clean = scene(model.io.channels, SIZE)
@@ -75,5 +68,5 @@ def test_third_party_weights_export_and_work(tmp_path: Path, name: str):
 def test_third_party_pickles_are_refused(tmp_path: Path, name: str):
     out = tmp_path / "model.onnx"
     with pytest.raises(ExportError, match="pickle that runs code"):
-        export(ExportRequest(source=_source(name), output=out))
+        export(ExportRequest(source=third_party(name), output=out))
     assert not out.exists()

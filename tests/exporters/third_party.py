@@ -1,8 +1,21 @@
-"""A synthetic test scene and PSNR, shared by the tests that check exported models still restore images."""
+"""Shared by the tests on ../shared/third_party files: locating a file, a synthetic scene, PSNR."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
+
+FOLDER = Path(__file__).resolve().parents[3] / "shared" / "third_party"
+
+
+def third_party(name: str) -> Path:
+    """The file's path, or skip the test when the folder or file is absent."""
+    path = FOLDER / name
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    return path
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
