@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from exporters.base import ExportError, ExportRequest, ExportResult, check_equivalence, require, write_metadata
+from exporters.base import ExportError, ExportRequest, ExportResult, require
 from verifier.errors import first_line
-from verifier.onnx_file import sha256_file
 
 _CHECK_SIZE = 32
 
@@ -92,7 +91,7 @@ class MatlabExporter:
     def export(self, request: ExportRequest, target: Path) -> ExportResult:
         torch = require("torch", self.extra)
         from exporters.architectures.torch_nets import DnCNN
-        from exporters.torch_exporter import TorchExporter
+        from exporters.torch_exporter import export_module
 
         layers = read_matconvnet(request.source)
         channels, depth, width = _dncnn_depth(layers, request.source)
@@ -105,22 +104,7 @@ class MatlabExporter:
                                       f"{list(conv.weight.shape)}")
                 conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(layer.weight)))
                 conv.bias.copy_(torch.from_numpy(layer.bias))
-        example = torch.from_numpy(np.random.default_rng(0).random((1, channels, _CHECK_SIZE, _CHECK_SIZE),
-                                                                   dtype=np.float32))
-        exporter = TorchExporter._export(torch, module, example, target)
-        with torch.no_grad():
-            native = module(example).numpy()
-        errors = check_equivalence(target, native, example.numpy()) if request.check else (None, None)
-        result = ExportResult(
-            output=str(request.output), framework="matlab (MatConvNet, rebuilt in torch)",
-            framework_version=torch.__version__, exporter=exporter, exporter_version=torch.__version__,
-            source_sha256=sha256_file(request.source), layout="NCHW", value_range=(0.0, 1.0),
-            max_abs_error=errors[0], max_rel_error=errors[1],
-            architecture=f"exporters.architectures.torch_nets:DnCNN(channels={channels}, depth={depth}, "
-                         f"width={width}, batch_norm=False)")
-        import onnx
-
-        model = onnx.load(str(target))
-        write_metadata(model, result)
-        onnx.save(model, str(target))
-        return result
+        return export_module(torch, module, (channels, _CHECK_SIZE, _CHECK_SIZE), request, target,
+                             "matlab (MatConvNet, rebuilt in torch)",
+                             f"exporters.architectures.torch_nets:DnCNN(channels={channels}, depth={depth}, "
+                             f"width={width}, batch_norm=False)")

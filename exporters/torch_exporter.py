@@ -117,6 +117,27 @@ def _infer_channels(torch, module) -> int:
     raise ExportError("cannot infer the input channels; pass --input-shape C,H,W")
 
 
+def export_module(torch, module, shape: tuple[int, int, int], request: ExportRequest, target: Path,
+                  framework: str, architecture: str) -> ExportResult:
+    """Export a built torch module, check it on a seeded (1, *shape) input, write the metadata."""
+    example = torch.from_numpy(np.random.default_rng(0).random((1, *shape), dtype=np.float32))
+    exporter = TorchExporter._export(torch, module, example, target)
+    with torch.no_grad():
+        native = module(example).numpy()
+    errors = check_equivalence(target, native, example.numpy()) if request.check else (None, None)
+    result = ExportResult(
+        output=str(request.output), framework=framework, framework_version=torch.__version__,
+        exporter=exporter, exporter_version=torch.__version__, source_sha256=sha256_file(request.source),
+        layout="NCHW", value_range=(0.0, 1.0), max_abs_error=errors[0], max_rel_error=errors[1],
+        architecture=architecture)
+    import onnx
+
+    model = onnx.load(str(target))
+    write_metadata(model, result)
+    onnx.save(model, str(target))
+    return result
+
+
 class TorchExporter:
     """torch.onnx.export, dynamo first."""
 
@@ -129,23 +150,8 @@ class TorchExporter:
     def export(self, request: ExportRequest, target: Path) -> ExportResult:
         torch = require("torch", self.extra)
         module, architecture = build_module(torch, load_weights(torch, request.source, request.trust_pickle), request)
-        channels, height, width = request.input_shape or (_infer_channels(torch, module), _CHECK_SIZE, _CHECK_SIZE)
-        example = torch.from_numpy(np.random.default_rng(0).random((1, channels, height, width), dtype=np.float32))
-        exporter = self._export(torch, module, example, target)
-        with torch.no_grad():
-            native = module(example).numpy()
-        errors = check_equivalence(target, native, example.numpy()) if request.check else (None, None)
-        result = ExportResult(
-            output=str(request.output), framework="torch", framework_version=torch.__version__,
-            exporter=exporter, exporter_version=torch.__version__, source_sha256=sha256_file(request.source),
-            layout="NCHW", value_range=(0.0, 1.0), max_abs_error=errors[0], max_rel_error=errors[1],
-            architecture=architecture)
-        import onnx
-
-        model = onnx.load(str(target))
-        write_metadata(model, result)
-        onnx.save(model, str(target))
-        return result
+        shape = request.input_shape or (_infer_channels(torch, module), _CHECK_SIZE, _CHECK_SIZE)
+        return export_module(torch, module, shape, request, target, "torch", architecture)
 
     @staticmethod
     def _export(torch, module, example, target: Path) -> str:
