@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from exporters.base import Exporter, ExportError, ExportRequest, ExportResult, atomic_output
+from exporters.flax_exporter import FlaxExporter
 from exporters.keras_exporter import KerasExporter
 from exporters.matlab_exporter import MatlabExporter
 from exporters.onnx_passthrough import OnnxExporter
@@ -17,11 +18,11 @@ from exporters.torch_exporter import TorchExporter
 
 EXPORTERS: dict[str, Exporter] = {
     exporter.name: exporter for exporter in (OnnxExporter(), TorchExporter(), KerasExporter(), TFLiteExporter(),
-                                            MatlabExporter())
+                                            MatlabExporter(), FlaxExporter())
 }
 #: Formats recognised by their files but not exported yet, with what they are.
 _PLANNED = {".keras": "Keras", ".pdparams": "PaddlePaddle",
-            ".pdiparams": "PaddlePaddle", ".msgpack": "Flax msgpack", ".mpk": "Flax msgpack"}
+            ".pdiparams": "PaddlePaddle"}
 
 
 def detect(path: Path) -> Exporter:

@@ -7,6 +7,8 @@ maps each known file layout onto it.  Every model takes and returns images in
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -14,19 +16,21 @@ from torch import nn
 class DnCNN(nn.Module):
     """DnCNN: conv-(BN)-ReLU stack predicting the noise; returns x - noise.
 
-    `bias` sets the bias of every conv (BN layers, when present, replace the middle convs' bias).
+    `bias` sets the bias of every conv (BN layers, when present, replace the middle convs' bias);
+    `padding_mode` is torch's ('circular' for scico's Flax DnCNN).
     """
 
     def __init__(self, channels: int = 1, depth: int = 17, width: int = 64, batch_norm: bool = True,
-                 bias: bool = True):
+                 bias: bool = True, padding_mode: str = "zeros"):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1, bias=bias), nn.ReLU()]
+        conv = partial(nn.Conv2d, kernel_size=3, padding=1, padding_mode=padding_mode)
+        layers: list[nn.Module] = [conv(channels, width, bias=bias), nn.ReLU()]
         for _ in range(depth - 2):
-            layers.append(nn.Conv2d(width, width, 3, padding=1, bias=bias and not batch_norm))
+            layers.append(conv(width, width, bias=bias and not batch_norm))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(width))
             layers.append(nn.ReLU())
-        layers.append(nn.Conv2d(width, channels, 3, padding=1, bias=bias))
+        layers.append(conv(width, channels, bias=bias))
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
