@@ -20,7 +20,7 @@ from onnx import helper, numpy_helper
 
 from verifier.errors import InputError
 from verifier.io_spec import ImageIO
-from verifier.objective import MODEL_IN, VARIABLE
+from verifier.objective import MODEL_IN, VARIABLE, before_graph
 from verifier.runtime import make_session
 
 Kind = Literal["downsample", "noise", "blur", "identity"]
@@ -120,16 +120,10 @@ def degradation_graph(degradation: Degradation, shape: tuple[int, int, int, int]
 
 
 def degrade(degradation: Degradation, images: np.ndarray) -> np.ndarray:
-    """D applied to an NCHW batch by the same ONNX nodes the inversion differentiates."""
-    outputs = []
-    for image in images:
-        shape = (1, *image.shape)
-        nodes, inits = degradation_graph(degradation, shape)
-        graph = helper.make_graph(nodes, "degradation",
-                                  [helper.make_tensor_value_info(VARIABLE, onnx.TensorProto.FLOAT, list(shape))],
-                                  [helper.make_tensor_value_info(MODEL_IN, onnx.TensorProto.FLOAT, None)], inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        model.ir_version = 8
-        (out,) = make_session(model.SerializeToString()).run([MODEL_IN], {VARIABLE: image[None].astype(np.float32)})
-        outputs.append(out[0])
-    return np.stack(outputs)
+    """D applied to an NCHW batch by the same ONNX nodes the inversion differentiates (one image per run,
+    as the noise image has the shape of one)."""
+    shape = (1, *images.shape[1:])
+    nodes, inits = degradation_graph(degradation, shape)
+    session = make_session(before_graph(nodes, inits, shape, [helper.make_opsetid("", 17)], 8).SerializeToString())
+    return np.concatenate([session.run([MODEL_IN], {VARIABLE: image[None].astype(np.float32)})[0]
+                           for image in images])

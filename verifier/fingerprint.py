@@ -8,6 +8,7 @@ reference models, so that `verify` needs nothing but the file and the suspect.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,9 +71,9 @@ class Fingerprint:
         """The seeded images each inversion started from."""
         return start_images(self.settings, self.critical.shape[1:])
 
-    @property
+    @functools.cached_property
     def probes(self) -> Probes:
-        """What the suspect is asked to restore (``response`` method)."""
+        """What the suspect is asked to restore (``response`` method); computed once per fingerprint."""
         return make_probes(self.critical, self.starts, self.settings.degradation)
 
 

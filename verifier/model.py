@@ -19,7 +19,7 @@ from verifier.errors import InputError, UnsupportedModelError, first_line
 from verifier.gradient import GRAD, check_finite, compose, gradient_blockers, gradient_session
 from verifier.lowering import lower
 from verifier.normalise import normalise
-from verifier.objective import LOSS, MODEL_IN, VARIABLE, Objective, vjp_objective
+from verifier.objective import LOSS, MODEL_IN, VARIABLE, Objective, before_graph, vjp_objective
 from verifier.onnx_file import ModelSource, read_onnx
 from verifier.runtime import make_session
 from verifier.specialise import StaticModel, specialise
@@ -84,13 +84,8 @@ class Model:
             return tuple(shape)
         key = (objective.digest, shape)
         if key not in self._input_shapes:
-            graph = onnx.helper.make_graph(
-                list(objective.before), "before",
-                [onnx.helper.make_tensor_value_info(VARIABLE, onnx.TensorProto.FLOAT, list(shape))],
-                [onnx.helper.make_tensor_value_info(MODEL_IN, onnx.TensorProto.FLOAT, None)],
-                list(objective.initializers))
-            probe = onnx.helper.make_model(graph, opset_imports=list(self.graph.opset_import))
-            probe.ir_version = self.graph.ir_version
+            probe = before_graph(objective.before, objective.initializers, shape, list(self.graph.opset_import),
+                                 self.graph.ir_version)
             session = make_session(probe.SerializeToString())
             (out,) = session.run([MODEL_IN], {VARIABLE: np.zeros(shape, np.float32)})
             self._input_shapes[key] = tuple(out.shape)

@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 import onnx
-from onnx import helper
+from onnx import TensorProto, helper
 
 #: Reserved tensor names an objective's nodes connect to.
 VARIABLE = "x"
@@ -46,6 +46,19 @@ class Objective:
             digest.update(proto.SerializeToString(deterministic=True))
         digest.update(",".join(self.inputs).encode())
         return digest.hexdigest()
+
+
+def before_graph(nodes: tuple[onnx.NodeProto, ...] | list[onnx.NodeProto],
+                 initializers: tuple[onnx.TensorProto, ...] | list[onnx.TensorProto],
+                 shape: tuple[int, ...], opset_imports: list[onnx.OperatorSetIdProto],
+                 ir_version: int) -> onnx.ModelProto:
+    """A standalone model of an objective's `before` nodes: VARIABLE of `shape` -> MODEL_IN."""
+    graph = helper.make_graph(list(nodes), "before",
+                              [helper.make_tensor_value_info(VARIABLE, TensorProto.FLOAT, list(shape))],
+                              [helper.make_tensor_value_info(MODEL_IN, TensorProto.FLOAT, None)], list(initializers))
+    model = helper.make_model(graph, opset_imports=list(opset_imports))
+    model.ir_version = ir_version
+    return model
 
 
 def vjp_objective() -> Objective:
