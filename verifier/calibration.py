@@ -70,13 +70,19 @@ class Calibration:
                          float(data["fpr"]))
 
 
+def check_reference_count(count: int) -> None:
+    """Refuse too few reference models (checked before any expensive work)."""
+    if count < MIN_REFERENCES:
+        raise InputError(f"calibration needs at least {MIN_REFERENCES} independent reference models, got {count}")
+
+
 def calibrate(null_scores: list[float], references: list[str], fpr: float = DEFAULT_FPR) -> Calibration:
     """Check the inputs and build a :class:`Calibration`."""
     if not 0 < fpr < 0.5:
         raise InputError(f"false-positive rate must be in (0, 0.5), got {fpr}")
-    if len(null_scores) < MIN_REFERENCES or len(null_scores) != len(references):
-        raise InputError(f"calibration needs at least {MIN_REFERENCES} independent reference models, "
-                         f"got {len(null_scores)}")
+    check_reference_count(len(null_scores))
+    if len(null_scores) != len(references):
+        raise InputError(f"{len(null_scores)} null scores for {len(references)} reference models")
     if not all(math.isfinite(s) for s in null_scores):
         raise InputError("a reference model gave a non-finite score")
     return Calibration(tuple(null_scores), tuple(references), fpr)

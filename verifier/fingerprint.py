@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from verifier.calibration import DEFAULT_FPR, Calibration, calibrate
+from verifier.calibration import DEFAULT_FPR, Calibration, calibrate, check_reference_count
 from verifier.degradation import Degradation
 from verifier.errors import InputError
 from verifier.inversion import CriticalImages, Progress, Recipe, critical_images, initial_image
@@ -120,6 +120,7 @@ def create(model: Model, references: list[Model], settings: Settings, fpr: float
     """
     if model.source is None:
         raise InputError("the owner model must come from a file (its sha256 goes into the fingerprint)")
+    check_reference_count(len(references))
     owner = {"sha256": model.source.sha256, **io_summary(model)}
     for index, reference in enumerate(references):
         check_comparable(owner, reference, f"reference model {index + 1}")
@@ -139,8 +140,6 @@ def create(model: Model, references: list[Model], settings: Settings, fpr: float
     if progress:
         progress(f"running the owner and {len(references)} reference models on {len(probes.targets)} probes")
     own = residuals(model, probes)
-    if len(references) < 2:
-        calibrate([], [], fpr)  # raises the "needs references" error
     others = np.stack([residuals(reference, probes) for reference in references]).astype(np.float32)
     # Each reference is scored with the others as controls, as a suspect is with all of them.
     null = [response_score(own, others[j], np.delete(others, j, axis=0)) for j in range(len(others))]

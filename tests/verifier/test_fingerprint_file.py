@@ -15,7 +15,7 @@ from builders import conv_model, save
 
 from verifier import fingerprint_file, load_model
 from verifier.degradation import Degradation
-from verifier.errors import ModelFileError
+from verifier.errors import InputError, ModelFileError
 from verifier.fingerprint import Fingerprint, Settings, create
 from verifier.inversion import RECIPES
 
@@ -131,3 +131,11 @@ def test_arrays_are_never_unpickled(saved: Path, tmp_path: Path):
             archive.writestr(name, data)
     with pytest.raises(ModelFileError, match="malformed fingerprint"):
         fingerprint_file.load(damaged)
+
+
+def test_too_few_references_fail_before_any_inversion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    owner = load_model(save(conv_model(seed=0), tmp_path / "owner.onnx"), threads=1)
+    reference = load_model(save(conv_model(seed=1), tmp_path / "ref.onnx"), threads=1)
+    monkeypatch.setattr("verifier.fingerprint.critical_images", lambda *a, **k: pytest.fail("inverted anyway"))
+    with pytest.raises(InputError, match="at least 3 independent reference models, got 1"):
+        create(owner, [reference], SETTINGS)
