@@ -1,8 +1,9 @@
 """How a model thief turns an owner's model into a suspect: weight-level and graph-level attacks.
 
 Weight-level attacks act on a torch module (fine-tuning and distillation reuse
-:func:`models.training.train`); graph-level attacks rewrite an exported ONNX
-file and keep (or nearly keep) the function.
+:func:`models.training.train`; BN left unfolded is :func:`models.training.export_onnx`
+with ``fold=False``); graph-level attacks rewrite an exported ONNX file and keep
+(or nearly keep) the function.
 """
 
 from __future__ import annotations
@@ -16,16 +17,6 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from models.training import Task, images, patches
-
-FIXED_H, FIXED_W = "h", "w"
-
-
-def export_onnx(net: torch.nn.Module, channels: int, path: Path, fold: bool = True) -> Path:
-    """Legacy torch export, opset 17, dynamic H/W; `fold=False` keeps BatchNormalization nodes."""
-    torch.onnx.export(net.eval(), (torch.rand(1, channels, 32, 32),), str(path), dynamo=False, opset_version=17,
-                      do_constant_folding=fold, input_names=["image"], output_names=["restored"],
-                      dynamic_axes={"image": {2: FIXED_H, 3: FIXED_W}, "restored": {2: FIXED_H, 3: FIXED_W}})
-    return path
 
 
 def prune(net: torch.nn.Module, fraction: float) -> torch.nn.Module:

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from models.torch_archs import EDSR, DnCNN
+from models.training import export_onnx
 from verifier import load_model
 from verifier.degradation import Degradation
 from verifier.fingerprint import DEFAULT_SEEDS, Settings, create
@@ -37,20 +38,16 @@ MODELS = {
 REFERENCES = 3
 
 
-def _export(factory, scale: int, seed: int, path: Path) -> Path:
+def _export(factory, seed: int, path: Path) -> Path:
     torch.manual_seed(seed)
-    net = factory().eval()
-    size = 128 // scale
-    torch.onnx.export(net, (torch.rand(1, 3, size, size),), str(path), dynamo=False, opset_version=17,
-                      input_names=["image"], output_names=["out"], dynamic_axes={"image": {2: "h", 3: "w"}})
-    return path
+    return export_onnx(factory(), 3, path)
 
 
 def bench(reference_steps: int, threads: int, folder: Path) -> list[dict]:
     """One row per (model, recipe)."""
     rows = []
     for name, (factory, scale, degradation) in MODELS.items():
-        paths = [_export(factory, scale, seed, folder / f"{scale}_{seed}.onnx") for seed in range(REFERENCES + 1)]
+        paths = [_export(factory, seed, folder / f"{scale}_{seed}.onnx") for seed in range(REFERENCES + 1)]
         for recipe_name in ("fast", "reference"):
             recipe = RECIPES[recipe_name]
             run = recipe if recipe_name == "fast" else dataclasses.replace(recipe, evaluations=reference_steps)

@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ import torch
 
 from models import attacks
 from models.torch_archs import EDSR, ESPCN, FSRCNN, RCAN, DnCNN, UNet, WindowTransformer
-from models.training import Task, psnr, train
+from models.training import Task, export_onnx, psnr, train
 
 ZOO = Path(__file__).parent / "zoo"
 MANIFEST = ZOO / "manifest.json"
@@ -156,16 +156,12 @@ class Builder:
               flush=True)
 
 
-def _task_dict(task: Task) -> dict:
-    return {"kind": task.kind, "channels": task.channels, "sigma": task.sigma, "scale": task.scale}
-
-
 def build_source(source: Source, builder: Builder) -> None:
     """The source, its derived suspects and its independent suspects."""
     folder = ZOO / source.id
     folder.mkdir(parents=True, exist_ok=True)
     task, channels = source.task, source.task.channels
-    common = {"source": source.id, "task": _task_dict(task)}
+    common = {"source": source.id, "task": asdict(task)}
     fit = {"batch": source.batch}
     owner_path = folder / "source.onnx"
     cache = folder / "source_weights.npz"  # the trained state (no pickle), to resume the weight-level attacks
@@ -178,7 +174,7 @@ def build_source(source: Source, builder: Builder) -> None:
     else:
         owner = train(_net(source.arch, source.kwargs, source.seed), task, "a", source.steps, source.seed, **fit)
         np.savez(cache, **{name: value.numpy() for name, value in owner.state_dict().items()})
-        attacks.export_onnx(owner, channels, owner_path)
+        export_onnx(owner, channels, owner_path)
         builder.record(Entry(f"{source.id}/source", relation="source", attack="none", params={"steps": source.steps,
                              "images": "a", "seed": source.seed}, architecture=source.arch, **common),
                        owner_path, task)
@@ -189,7 +185,7 @@ def build_source(source: Source, builder: Builder) -> None:
         entry_id = f"{source.id}/{name}"
         if builder.done(entry_id) or name in source.skip:
             return
-        path = attacks.export_onnx(make(), channels, folder / f"{name}.onnx", fold=fold)
+        path = export_onnx(make(), channels, folder / f"{name}.onnx", fold=fold)
         builder.record(Entry(entry_id, relation="derived", attack=name.split("_")[0], params=params,
                              architecture=arch, parent=f"{source.id}/source", **common), path, task)
 
@@ -206,7 +202,7 @@ def build_source(source: Source, builder: Builder) -> None:
                   lambda: train(copy.deepcopy(owner), task, "a", short, source.seed + 100, lr=lr, **fit))
     weight_attack("finetune_other", {"images": "b", "steps": short, "lr": lr},
                   lambda: train(copy.deepcopy(owner), task, "b", short, source.seed + 101, lr=lr, **fit))
-    weight_attack("finetune_task", {"task": _task_dict(source.other_task), "steps": short, "lr": lr},
+    weight_attack("finetune_task", {"task": asdict(source.other_task), "steps": short, "lr": lr},
                   lambda: train(copy.deepcopy(owner), source.other_task, "a", short, source.seed + 102, lr=lr, **fit))
     for fraction in (0.05, 0.3, 0.6):
         weight_attack(f"prune_{round(fraction * 100)}", {"fraction": fraction},
@@ -234,7 +230,7 @@ def build_source(source: Source, builder: Builder) -> None:
         if builder.done(entry_id):
             return
         net = train(_net(arch, kwargs, seed), task, images, source.steps, seed, **fit)
-        path = attacks.export_onnx(net, channels, folder / f"{name}.onnx")
+        path = export_onnx(net, channels, folder / f"{name}.onnx")
         builder.record(Entry(entry_id, relation=relation, attack=name, params={"images": images, "seed": seed,
                              **kwargs}, architecture=arch, **common), path, task)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 
 from models.torch_archs import EDSR, ESPCN, FSRCNN, RCAN, DnCNN, UNet
-from models.training import Task, psnr, train
+from models.training import Task, export_onnx, psnr, train
 from verifier.references import BUNDLED
 
 # task folder: (task, [(name, factory, image set, seed)])
@@ -67,9 +67,7 @@ def build(folder: str) -> None:
             continue
         torch.manual_seed(seed)
         net = train(factory(task.channels), task, image_set, STEPS, seed=seed)
-        torch.onnx.export(net, (torch.rand(1, task.channels, 32, 32),), str(path), dynamo=False, opset_version=17,
-                          input_names=["image"], output_names=["restored"],
-                          dynamic_axes={"image": {2: "h", 3: "w"}, "restored": {2: "h", 3: "w"}})
+        export_onnx(net, task.channels, path)
         print(f"{folder}/{name}: {psnr(net, task):.2f} dB held-out PSNR", flush=True)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -116,3 +117,11 @@ def psnr(net: Callable[[torch.Tensor], torch.Tensor], task: Task, seed: int = 0,
             restored = net(task.degrade(clean, generator)).clamp(0, 1)
         values.append(float(10 * torch.log10(1 / F.mse_loss(restored, clean))))
     return float(np.mean(values))
+
+
+def export_onnx(net: torch.nn.Module, channels: int, path: Path, fold: bool = True) -> Path:
+    """Legacy torch export, opset 17, dynamic H/W; `fold=False` keeps BatchNormalization nodes."""
+    torch.onnx.export(net.eval(), (torch.rand(1, channels, 32, 32),), str(path), dynamo=False, opset_version=17,
+                      do_constant_folding=fold, input_names=["image"], output_names=["restored"],
+                      dynamic_axes={"image": {2: "h", 3: "w"}, "restored": {2: "h", 3: "w"}})
+    return path

@@ -13,7 +13,7 @@ pytest.importorskip("skimage")
 
 from models import attacks  # noqa: E402
 from models.torch_archs import DnCNN  # noqa: E402
-from models.training import Task  # noqa: E402
+from models.training import Task, export_onnx  # noqa: E402
 from verifier import load_model  # noqa: E402
 
 TASK = Task("noise", 3, sigma=25 / 255)
@@ -29,7 +29,7 @@ GRAPH_ATTACKS = {
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    return attacks.export_onnx(DnCNN(channels=3, depth=3, width=8), 3, tmp_path_factory.mktemp("a") / "src.onnx")
+    return export_onnx(DnCNN(channels=3, depth=3, width=8), 3, tmp_path_factory.mktemp("a") / "src.onnx")
 
 
 @pytest.mark.parametrize("name", sorted(GRAPH_ATTACKS))
@@ -48,7 +48,7 @@ def test_range_wrapper_declares_its_range(source: Path, tmp_path: Path):
 
 def test_unfolded_export_keeps_batch_norm(tmp_path: Path):
     torch.manual_seed(0)
-    path = attacks.export_onnx(DnCNN(channels=1, depth=3, width=8), 1, tmp_path / "bn.onnx", fold=False)
+    path = export_onnx(DnCNN(channels=1, depth=3, width=8), 1, tmp_path / "bn.onnx", fold=False)
     assert "BatchNormalization" in {node.op_type for node in onnx.load(str(path)).graph.node}
 
 

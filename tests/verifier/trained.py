@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from models.torch_archs import DnCNN
-from models.training import Task, train
+from models.training import Task, export_onnx, train
 
 TASK = Task("noise", 1, sigma=25 / 255)
 STEPS = 150
@@ -22,12 +22,6 @@ STEPS = 150
 def _net(seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
     return DnCNN(channels=1, depth=4, width=16)
-
-
-def _export(net: torch.nn.Module, path: Path) -> Path:
-    torch.onnx.export(net, (torch.rand(1, 1, 32, 32),), str(path), dynamo=False, opset_version=17,
-                      input_names=["image"], output_names=["restored"], dynamic_axes={"image": {2: "h", 3: "w"}})
-    return path
 
 
 def build(folder: Path) -> dict[str, Path]:
@@ -40,4 +34,4 @@ def build(folder: Path) -> dict[str, Path]:
                 "independent": train(_net(1), TASK, "a", STEPS, seed=1, batch=8, patch=32)}
         for index, image_set in enumerate("abb"):
             nets[f"ref_{index}"] = train(_net(2 + index), TASK, image_set, STEPS, seed=2 + index, batch=8, patch=32)
-    return {name: _export(net, folder / f"{name}.onnx") for name, net in nets.items()}
+    return {name: export_onnx(net, 1, folder / f"{name}.onnx") for name, net in nets.items()}
