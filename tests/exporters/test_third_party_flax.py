@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from third_party import psnr, scene, third_party
+from third_party import export_checked, noisy, psnr, scene
 
 from exporters import ExportError, ExportRequest, export
-from verifier import load_model
 
 pytest.importorskip("flax")
 pytest.importorskip("torch")
@@ -28,15 +27,12 @@ FILES = {"lanl_scico-data/dncnn6M.mpk": (0.10, 6), "lanl_scico-data/dncnn17L.mpk
 @pytest.mark.parametrize("name", sorted(FILES), ids=[Path(n).stem for n in sorted(FILES)])
 def test_scico_dncnn_exports_and_denoises(tmp_path: Path, name: str):
     sigma, depth = FILES[name]
-    out = tmp_path / "model.onnx"
-    result = export(ExportRequest(source=third_party(name), output=out))
-    assert result.max_rel_error is not None and result.max_rel_error < 1e-4
+    result, model = export_checked(name, tmp_path)
     assert f"depth={depth}," in result.architecture
-    model = load_model(out)
     assert model.gradient_blockers((1, 1, 16, 16)) == []
     clean = scene(1, SIZE)
-    noisy = (clean + np.random.default_rng(0).normal(0, sigma, clean.shape)).astype(np.float32)
-    assert psnr(np.clip(model.run(noisy), 0, 1), clean) > psnr(noisy, clean) + 6
+    degraded = noisy(clean, sigma)
+    assert psnr(np.clip(model.run(degraded), 0, 1), clean) > psnr(degraded, clean) + 6
 
 
 def test_corrupt_msgpack_is_one_error(tmp_path: Path):

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from third_party import psnr, third_party
+from third_party import downscaled, export_checked, psnr, scene, third_party
 
 from exporters import ExportError, ExportRequest, export
-from verifier import load_model
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
@@ -31,17 +30,11 @@ FILES = {
 
 @pytest.mark.parametrize("name", sorted(FILES), ids=[Path(n).stem for n in sorted(FILES)])
 def test_keras_weights_export(tmp_path: Path, name: str):
-    out = tmp_path / "model.onnx"
-    result = export(ExportRequest(source=third_party(name), output=out))
-    assert result.max_rel_error is not None and result.max_rel_error < 1e-4
-    model = load_model(out)
+    _, model = export_checked(name, tmp_path)
     assert (model.io.layout, model.io.layout_source) == ("NHWC", "metadata")
     if FILES[name]:
-        s = model.io.scale
-        yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
-        clean = np.repeat((0.5 + 0.3 * np.sin(6 * xx) * np.cos(4 * yy) + 0.15 * (xx > 0.5))[None, None], 3, 1)
-        small = clean.reshape(1, 3, SIZE // s, s, SIZE // s, s).mean((3, 5)).astype(np.float32)
-        nearest = np.repeat(np.repeat(small, s, 2), s, 3)
+        clean = scene(3, SIZE)
+        small, nearest = downscaled(clean, model.io.scale)
         assert psnr(np.clip(model.run(small), 0, 1), clean) > psnr(nearest, clean)
 
 

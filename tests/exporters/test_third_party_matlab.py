@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from third_party import psnr, scene, third_party
+from third_party import export_checked, noisy, psnr, scene, third_party
 
 from exporters import ExportError, ExportRequest, export
-from verifier import load_model
 
 pytest.importorskip("torch")
 pytest.importorskip("h5py")
@@ -29,14 +28,11 @@ FILES = {"cszn_DnCNN/sigma=15.mat": (15, 17), "cszn_DnCNN/sigma=25.mat": (25, 17
 @pytest.mark.parametrize("name", sorted(FILES), ids=[Path(n).stem for n in sorted(FILES)])
 def test_matconvnet_dncnn_exports_and_denoises(tmp_path: Path, name: str):
     sigma, depth = FILES[name]
-    out = tmp_path / "model.onnx"
-    result = export(ExportRequest(source=third_party(name), output=out))
-    assert result.max_rel_error is not None and result.max_rel_error < 1e-4
+    result, model = export_checked(name, tmp_path)
     assert f"depth={depth}," in result.architecture
-    model = load_model(out)
     clean = scene(1, SIZE)
-    noisy = (clean + np.random.default_rng(0).normal(0, sigma / 255, clean.shape)).astype(np.float32)
-    assert psnr(np.clip(model.run(noisy), 0, 1), clean) > psnr(noisy, clean) + 8
+    degraded = noisy(clean, sigma / 255)
+    assert psnr(np.clip(model.run(degraded), 0, 1), clean) > psnr(degraded, clean) + 8
 
 
 def test_other_matconvnet_networks_are_refused(tmp_path: Path):

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from third_party import psnr, scene, third_party
+from third_party import downscaled, export_checked, noisy, psnr, scene, third_party
 
 from exporters import ExportError, ExportRequest, export
-from verifier import load_model
 
 pytest.importorskip("torch")
 SIZE = 48
@@ -47,19 +46,13 @@ PICKLES = ["cszn_DnCNN/model.pth", "twtygqyy_pytorch-vdsr/model_epoch_50.pth",
 @pytest.mark.parametrize("name", sorted(FILES), ids=[Path(n).stem for n in sorted(FILES)])
 def test_third_party_weights_export_and_work(tmp_path: Path, name: str):
     architecture, behaviour = FILES[name]
-    out = tmp_path / "model.onnx"
-    result = export(ExportRequest(source=third_party(name), output=out))
-    assert result.max_rel_error is not None and result.max_rel_error < 1e-4
-    model = load_model(out)
+    result, model = export_checked(name, tmp_path)
     clean = scene(model.io.channels, SIZE)
     if behaviour and behaviour.startswith("denoise"):
-        sigma = int(behaviour.removeprefix("denoise") or 25) / 255
-        noisy = (clean + np.random.default_rng(0).normal(0, sigma, clean.shape)).astype(np.float32)
-        assert psnr(np.clip(model.run(noisy), 0, 1), clean) > psnr(noisy, clean) + 8
+        degraded = noisy(clean, int(behaviour.removeprefix("denoise") or 25) / 255)
+        assert psnr(np.clip(model.run(degraded), 0, 1), clean) > psnr(degraded, clean) + 8
     elif behaviour == "sr":
-        s = model.io.scale
-        small = clean.reshape(1, -1, SIZE // s, s, SIZE // s, s).mean((3, 5)).astype(np.float32)
-        nearest = np.repeat(np.repeat(small, s, 2), s, 3)
+        small, nearest = downscaled(clean, model.io.scale)
         assert psnr(np.clip(model.run(small), 0, 1), clean) > psnr(nearest, clean)
     assert f":{architecture}(" in result.architecture
 

@@ -1,4 +1,5 @@
-"""Shared by the tests on ../shared/third_party files: locating a file, a synthetic scene, PSNR."""
+"""Shared by the tests on ../shared/third_party files: locating and exporting a file, a synthetic
+scene, its noisy and downscaled versions, PSNR."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from exporters import ExportRequest, ExportResult, export
+from verifier import Model, load_model
 
 FOLDER = Path(__file__).resolve().parents[3] / "shared" / "third_party"
 
@@ -28,3 +32,23 @@ def scene(channels: int, size: int) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size] / size
     image = 0.5 + 0.3 * np.sin(6 * xx) * np.cos(4 * yy) + 0.15 * (xx > 0.5)
     return np.repeat(image[None, None], channels, 1).astype(np.float32)
+
+
+def export_checked(name: str, tmp_path: Path) -> tuple[ExportResult, Model]:
+    """Export a third-party file, assert the exporter's own equivalence check passed, load the result."""
+    out = tmp_path / "model.onnx"
+    result = export(ExportRequest(source=third_party(name), output=out))
+    assert result.max_rel_error is not None and result.max_rel_error < 1e-4
+    return result, load_model(out)
+
+
+def noisy(clean: np.ndarray, sigma: float) -> np.ndarray:
+    """`clean` plus seeded Gaussian noise of std `sigma` (in [0, 1] units)."""
+    return (clean + np.random.default_rng(0).normal(0, sigma, clean.shape)).astype(np.float32)
+
+
+def downscaled(clean: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scale x scale average-pooled image, its nearest-neighbour upscaling back to full size)."""
+    n, c, h, w = clean.shape
+    small = clean.reshape(n, c, h // scale, scale, w // scale, scale).mean((3, 5)).astype(np.float32)
+    return small, np.repeat(np.repeat(small, scale, 2), scale, 3)
