@@ -197,3 +197,21 @@ def check_equivalence(onnx_path: Path, native_output, onnx_input) -> tuple[float
         raise ExportError(f"exported model differs from the native one: max abs error {abs_error:.3g} "
                           f"(relative {rel_error:.3g} > {CHECK_TOLERANCE:g})")
     return abs_error, rel_error
+
+
+def finish_export(target: Path, request: ExportRequest, native_output, onnx_input, **fields) -> ExportResult:
+    """The common end of every framework exporter, once the ONNX file is at `target`.
+
+    Runs the equivalence check (when asked), then writes the provenance metadata into the
+    file; `fields` are the ExportResult fields the exporter knows (framework, exporter,
+    versions, layout, range, architecture).
+    """
+    from verifier.onnx_file import sha256_file
+
+    errors = check_equivalence(target, native_output, onnx_input) if request.check else (None, None)
+    result = ExportResult(output=str(request.output), source_sha256=sha256_file(request.source),
+                          max_abs_error=errors[0], max_rel_error=errors[1], **fields)
+    model = onnx.load(str(target))
+    write_metadata(model, result)
+    onnx.save(model, str(target))
+    return result

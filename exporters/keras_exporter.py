@@ -18,14 +18,12 @@ from exporters.base import (
     ExportError,
     ExportRequest,
     ExportResult,
-    check_equivalence,
+    finish_export,
     quiet_framework,
     require,
     version,
-    write_metadata,
 )
 from verifier.errors import first_line
-from verifier.onnx_file import sha256_file
 
 _SUFFIXES = {".h5", ".hdf5"}
 _CHECK_SIZE = 24
@@ -117,13 +115,8 @@ class KerasExporter:
         import onnx
 
         onnx.save(proto, str(target))
-        errors = check_equivalence(target, native, example) if request.check else (None, None)
-        result = ExportResult(
-            output=str(request.output), framework="tensorflow", framework_version=tf.__version__,
-            exporter="tf2onnx.convert.from_function", exporter_version=version("tf2onnx"),
-            source_sha256=sha256_file(request.source), layout="NHWC", value_range=(0.0, 1.0),
-            max_abs_error=errors[0], max_rel_error=errors[1],
+        return finish_export(
+            target, request, native, example, framework="tensorflow", framework_version=tf.__version__,
+            exporter="tf2onnx.convert.from_function", exporter_version=version("tf2onnx"), layout="NHWC",
+            value_range=(0.0, 1.0),
             architecture=f"exporters.keras_exporter:build_espcn(channels={channels}, scale={scale})")
-        write_metadata(proto, result)
-        onnx.save(proto, str(target))
-        return result

@@ -16,14 +16,12 @@ from exporters.base import (
     ExportError,
     ExportRequest,
     ExportResult,
-    check_equivalence,
+    finish_export,
     quiet_framework,
     require,
     version,
-    write_metadata,
 )
 from verifier.errors import first_line
-from verifier.onnx_file import sha256_file
 
 _OPSET = 17
 #: Size used for dimensions the file leaves free.
@@ -65,12 +63,7 @@ class TFLiteExporter:
         except Exception as exc:  # tf2onnx and the interpreter raise untyped errors
             raise ExportError(f"cannot convert {request.source} from TFLite: {first_line(exc)}") from exc
         onnx.save(proto, str(target))
-        errors = check_equivalence(target, native, example) if request.check else (None, None)
-        result = ExportResult(
-            output=str(request.output), framework="tflite", framework_version=tf.__version__,
-            exporter="tf2onnx.convert.from_tflite", exporter_version=version("tf2onnx"),
-            source_sha256=sha256_file(request.source), layout="NHWC", value_range=(0.0, 1.0),
-            max_abs_error=errors[0], max_rel_error=errors[1], architecture="(from the TFLite graph)")
-        write_metadata(proto, result)
-        onnx.save(proto, str(target))
-        return result
+        return finish_export(
+            target, request, native, example, framework="tflite", framework_version=tf.__version__,
+            exporter="tf2onnx.convert.from_tflite", exporter_version=version("tf2onnx"), layout="NHWC",
+            value_range=(0.0, 1.0), architecture="(from the TFLite graph)")

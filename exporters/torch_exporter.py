@@ -19,15 +19,13 @@ from exporters.base import (
     ExportError,
     ExportRequest,
     ExportResult,
-    check_equivalence,
+    finish_export,
     load_factory,
     quiet_framework,
     require,
     user_code_importable,
-    write_metadata,
 )
 from verifier.errors import first_line
-from verifier.onnx_file import sha256_file
 
 _SUFFIXES = {".pt", ".pth", ".pkl", ".bin", ".ckpt"}
 _CHECK_SIZE = 32
@@ -124,18 +122,9 @@ def export_module(torch, module, shape: tuple[int, int, int], request: ExportReq
     exporter = TorchExporter._export(torch, module, example, target)
     with torch.no_grad():
         native = module(example).numpy()
-    errors = check_equivalence(target, native, example.numpy()) if request.check else (None, None)
-    result = ExportResult(
-        output=str(request.output), framework=framework, framework_version=torch.__version__,
-        exporter=exporter, exporter_version=torch.__version__, source_sha256=sha256_file(request.source),
-        layout="NCHW", value_range=(0.0, 1.0), max_abs_error=errors[0], max_rel_error=errors[1],
-        architecture=architecture)
-    import onnx
-
-    model = onnx.load(str(target))
-    write_metadata(model, result)
-    onnx.save(model, str(target))
-    return result
+    return finish_export(target, request, native, example.numpy(), framework=framework,
+                         framework_version=torch.__version__, exporter=exporter, exporter_version=torch.__version__,
+                         layout="NCHW", value_range=(0.0, 1.0), architecture=architecture)
 
 
 class TorchExporter:
