@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import time
 from collections import defaultdict
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from models.build import MANIFEST, ZOO
-from verifier import load_model
+from verifier import Model, load_model
 from verifier.degradation import Degradation
 from verifier.fingerprint import DEFAULT_SEEDS, Settings, create, score
 from verifier.inversion import RECIPES, critical_images
@@ -64,6 +65,12 @@ def tpr_at_fpr(positives: list[float], negatives: list[float], fpr: float = FPR)
     allowed = int(np.floor(fpr * len(ordered)))
     threshold = ordered[allowed] if allowed < len(ordered) else -np.inf
     return float((np.asarray(positives) > threshold).mean())
+
+
+@functools.cache
+def _model(path: Path) -> Model:
+    """Each zoo or reference model is loaded once per run, however many owners and folds use it."""
+    return load_model(path, threads=THREADS)
 
 
 def _lineage(entry: dict) -> str:
@@ -108,16 +115,16 @@ def run(recipes: list[str], methods: list[str], reference_steps: int, sources: l
         for method in methods:
             label = f"{recipe_name}[{recipe.evaluations} steps]/{method}"
             for owner_entry in owners:
-                owner = load_model(ZOO / owner_entry["file"], threads=THREADS)
+                owner = _model(ZOO / owner_entry["file"])
                 settings = Settings(method, recipe, degradation_for(owner_entry["task"]),
                                     tuple(range(DEFAULT_SEEDS)), THREADS)
-                bundled = [load_model(p, threads=THREADS) for p in reference_paths([], owner.io, settings.degradation)]
+                bundled = [_model(p) for p in reference_paths([], owner.io, settings.degradation)]
                 started = time.perf_counter()
                 found = critical_images(owner, recipe, settings.degradation, settings.seeds)
                 inversion = time.perf_counter() - started
                 for held, same_arch in _folds(_same_architecture_pool(owner_entry, entries)):
                     started = time.perf_counter()
-                    references = bundled + [load_model(ZOO / e["file"], threads=THREADS) for e in same_arch]
+                    references = bundled + [_model(ZOO / e["file"]) for e in same_arch]
                     fingerprint = create(owner, references, settings, FPR, found=found)
                     timings[label]["fingerprint"].append(inversion + time.perf_counter() - started)
                     calibration = fingerprint.calibration
@@ -132,7 +139,7 @@ def run(recipes: list[str], methods: list[str], reference_steps: int, sources: l
                         if not positive and _lineage(suspect_entry) == owner_entry["source"]:
                             continue
                         started = time.perf_counter()
-                        value = score(fingerprint, load_model(ZOO / suspect_entry["file"], threads=THREADS))
+                        value = score(fingerprint, _model(ZOO / suspect_entry["file"]))
                         timings[label]["verify"].append(time.perf_counter() - started)
                         family = suspect_entry["attack"] if positive else (
                             "independent (same architecture)" if suspect_entry["architecture"] ==
