@@ -89,12 +89,13 @@ class Exporter(Protocol):
         """Write ONNX to `target` (a temporary path) and describe it."""
 
 
-def require(module: str, extra: str):
-    """Import a framework module or say which extra installs it."""
+def require(module: str, extra: str, install: str | None = None):
+    """Import a framework module or say how to install it (`install`, else the extra)."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise ExportError(f"{module} is not installed; install it with: pip install 'verifier[{extra}]'") from exc
+        hint = install or f"pip install 'verifier[{extra}]'"
+        raise ExportError(f"{module} is not installed; install it with: {hint}") from exc
 
 
 def version(distribution: str) -> str:
@@ -122,6 +123,20 @@ def load_factory(spec: str):
         return getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
         raise ExportError(f"cannot load architecture {spec!r}: {exc}") from exc
+
+
+def unwrap_state_dict(loaded, path: Path) -> dict:
+    """The name -> tensor dict inside common checkpoint layouts, without DataParallel's 'module.' prefix."""
+    if isinstance(loaded, dict):
+        for key in ("state_dict", "model_state_dict", "params", "model"):
+            if isinstance(loaded.get(key), dict):
+                loaded = loaded[key]
+                break
+    if not isinstance(loaded, dict) or not loaded:
+        raise ExportError(f"{path} holds no state_dict (found {type(loaded).__name__})")
+    if all(key.startswith("module.") for key in loaded):
+        loaded = {key.removeprefix("module."): value for key, value in loaded.items()}
+    return loaded
 
 
 def write_metadata(model: onnx.ModelProto, result: ExportResult) -> None:

@@ -23,26 +23,13 @@ from exporters.base import (
     load_factory,
     quiet_framework,
     require,
+    unwrap_state_dict,
     user_code_importable,
 )
 from verifier.errors import first_line
 
 _SUFFIXES = {".pt", ".pth", ".pkl", ".bin", ".ckpt"}
 _CHECK_SIZE = 32
-
-
-def _state_dict(loaded, path: Path) -> dict:
-    """Unwrap common checkpoint layouts and DataParallel's 'module.' prefix."""
-    if isinstance(loaded, dict):
-        for key in ("state_dict", "model_state_dict", "params", "model"):
-            if isinstance(loaded.get(key), dict):
-                loaded = loaded[key]
-                break
-    if not isinstance(loaded, dict) or not loaded:
-        raise ExportError(f"{path} holds no state_dict (found {type(loaded).__name__})")
-    if all(key.startswith("module.") for key in loaded):
-        loaded = {key.removeprefix("module."): value for key, value in loaded.items()}
-    return loaded
 
 
 def load_weights(torch, path: Path, trust_pickle: bool):
@@ -70,42 +57,18 @@ def build_module(torch, loaded, request: ExportRequest):
     """(module in eval mode, 'module:factory' or None) with weights loaded strictly, naming the first mismatch."""
     if isinstance(loaded, torch.nn.Module):
         return loaded.eval(), None
-    weights = _state_dict(loaded, request.source)
+    weights = unwrap_state_dict(loaded, request.source)
     arch, kwargs = request.arch, request.arch_kwargs or {}
     if arch is None:
-        arch, kwargs, weights = _detected(weights, request)
+        arch, kwargs, weights = architectures.recognise(weights, request.source)
     module = load_factory(arch)(**kwargs)
     expected = module.state_dict()
     for name, tensor in expected.items():
         if name.endswith("num_batches_tracked") and name not in weights:
             weights[name] = tensor  # a training counter older torch versions did not save
-        if name not in weights:
-            raise ExportError(f"weights lack tensor '{name}' that {arch} needs (shape {list(tensor.shape)})")
-        if tuple(weights[name].shape) != tuple(tensor.shape):
-            raise ExportError(f"tensor '{name}' has shape {list(weights[name].shape)} in the file but "
-                              f"{list(tensor.shape)} in {arch}")
-    unused = sorted(set(weights) - set(expected))
-    if unused:
-        raise ExportError(f"weights have tensor '{unused[0]}' that {arch} does not use")
+    architectures.check_names({name: tuple(t.shape) for name, t in expected.items()}, weights, arch)
     module.load_state_dict(weights, strict=True)
-    description = f"{arch}({', '.join(f'{k}={v!r}' for k, v in sorted(kwargs.items()))})"
-    return module.eval(), description
-
-
-def _detected(weights: dict, request: ExportRequest) -> tuple[str, dict, dict]:
-    """Recognise a bundled architecture from the weights; fill what they lack from the file name."""
-    found = architectures.detect({name: tuple(tensor.shape) for name, tensor in weights.items()})
-    if found is None:
-        raise ExportError(f"{request.source} holds weights of an architecture verifier does not know: "
-                          "give it with --arch module:factory")
-    kwargs = dict(found.kwargs)
-    for name in found.missing:
-        value = architectures.scale_from_name(request.source.stem) if name == "scale" else None
-        if value is None:
-            raise ExportError(f"{found.name} needs '{name}', which the weights do not store: "
-                              f"pass --arch-kwargs '{{\"{name}\": ...}}'")
-        kwargs[name] = value
-    return found.name, kwargs, {found.rename(key): tensor for key, tensor in weights.items()}
+    return module.eval(), architectures.described(arch, kwargs)
 
 
 def _infer_channels(torch, module) -> int:

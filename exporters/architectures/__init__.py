@@ -3,7 +3,9 @@
 Each :class:`Layout` looks at a state_dict's names and shapes only (never runs
 anything), and says how to build our own definition (:mod:`.torch_nets`) and how to
 rename the file's tensors onto it.  `verifier export FILE` uses the first layout
-that matches; `--arch` still takes the user's own code.
+that matches; `--arch` still takes the user's own code.  The names are torch's
+(:mod:`.torch_nets`); :mod:`.paddle_nets` defines the same architectures under the same
+names for Paddle files, whose BatchNorm statistics are `_mean` / `_variance`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+from exporters.base import ExportError
 
 Shapes = Mapping[str, tuple[int, ...]]
 
@@ -31,8 +36,9 @@ def _indexed(shapes: Shapes, prefix: str) -> list[int]:
 
 
 def _dncnn(shapes: Shapes) -> Detected | None:
-    """SaoYan (dncnn.N, convs without bias, BN) and KAIR (model.N, convs with bias, no BN)."""
-    for prefix in ("dncnn", "model"):
+    """SaoYan and sldyns' Paddle port (dncnn.N, convs without bias, BN), KAIR (model.N, convs with
+    bias, no BN) and our own definitions (body.N)."""
+    for prefix in ("dncnn", "model", "body"):
         indices = _indexed(shapes, prefix)
         convs = [i for i in indices if len(shapes[f"{prefix}.{i}.weight"]) == 4]
         if len(convs) < 3 or set(shapes) - {k for k in shapes if k.startswith(prefix + ".")}:
@@ -40,7 +46,7 @@ def _dncnn(shapes: Shapes) -> Detected | None:
         first, last = shapes[f"{prefix}.{convs[0]}.weight"], shapes[f"{prefix}.{convs[-1]}.weight"]
         if first[2:] != (3, 3) or last[0] != first[1]:
             continue
-        batch_norm = any(f"{prefix}.{i}.running_mean" in shapes for i in indices)
+        batch_norm = any(f"{prefix}.{i}.{stat}" in shapes for i in indices for stat in ("running_mean", "_mean"))
         kwargs = {"channels": first[1], "depth": len(convs), "width": first[0], "batch_norm": batch_norm,
                   "bias": f"{prefix}.{convs[0]}.bias" in shapes}
         return Detected("exporters.architectures.torch_nets:DnCNN", kwargs,
@@ -48,16 +54,34 @@ def _dncnn(shapes: Shapes) -> Detected | None:
     return None
 
 
+#: ESPCN's three convs in yjn870's layout (XDpaddle's Paddle port keeps it): tanh between them,
+#: no clip in the model.
+_ESPCN_PARTS = {"first_part.0.": "conv_1.", "first_part.2.": "conv_2.", "last_part.0.": "conv_3."}
+
+
+def _espcn_part(key: str) -> str:
+    """yjn870's name of an ESPCN tensor -> ours ('first_part.2.bias' -> 'conv_2.bias')."""
+    part, _, tensor = key.rpartition(".")
+    return _ESPCN_PARTS[part + "."] + tensor
+
+
 def _espcn(shapes: Shapes) -> Detected | None:
-    """conv_1 (5x5) -> conv_2 (3x3) -> conv_3 (C*s*s) and PixelShuffle (Nhat-Thanh)."""
-    if set(shapes) != {f"conv_{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias")}:
+    """conv_1 (5x5) -> conv_2 (3x3) -> conv_3 (C*s*s) and PixelShuffle: Nhat-Thanh (conv_i, output
+    clipped to [0, 1]) and yjn870 / XDpaddle's Paddle port (first_part / last_part, unclipped)."""
+    tensors = {f"{part}{p}" for part in _ESPCN_PARTS.values() for p in ("weight", "bias")}
+    if set(shapes) == tensors:
+        clip, rename = True, str
+    elif set(shapes) == {f"{part}{p}" for part in _ESPCN_PARTS for p in ("weight", "bias")}:
+        clip, rename = False, _espcn_part
+        shapes = {rename(key): shape for key, shape in shapes.items()}
+    else:
         return None
     channels, out = shapes["conv_1.weight"][1], shapes["conv_3.weight"][0]
     scale = round((out / channels) ** 0.5)
     if scale * scale * channels != out:
         return None
     return Detected("exporters.architectures.torch_nets:ESPCN",
-                    {"scale": scale, "channels": channels, "width": shapes["conv_1.weight"][0]}, lambda key: key)
+                    {"scale": scale, "channels": channels, "width": shapes["conv_1.weight"][0], "clip": clip}, rename)
 
 
 def _fsrcnn(shapes: Shapes) -> Detected | None:
@@ -115,3 +139,41 @@ def detect(shapes: Shapes) -> Detected | None:
         if found is not None:
             return found
     return None
+
+
+def recognise(weights: Mapping, source: Path) -> tuple[str, dict, dict]:
+    """(our 'module:factory', its kwargs, the weights renamed onto it) for a file's named arrays.
+
+    Hyper-parameters the weights lack come from the file name (authors name files by their
+    scale), or the error says which --arch-kwargs to pass.
+    """
+    found = detect({name: tuple(array.shape) for name, array in weights.items()})
+    if found is None:
+        raise ExportError(f"{source} holds weights of an architecture verifier does not know: "
+                          "give it with --arch module:factory")
+    kwargs = dict(found.kwargs)
+    for name in found.missing:
+        value = scale_from_name(source.stem) if name == "scale" else None
+        if value is None:
+            raise ExportError(f"{found.name} needs '{name}', which the weights do not store: "
+                              f"pass --arch-kwargs '{{\"{name}\": ...}}'")
+        kwargs[name] = value
+    return found.name, kwargs, {found.rename(key): array for key, array in weights.items()}
+
+
+def check_names(expected: Shapes, weights: Mapping, arch: str) -> None:
+    """Fail on the first tensor the architecture needs and the file lacks, misshapes or adds."""
+    for name, shape in expected.items():
+        if name not in weights:
+            raise ExportError(f"weights lack tensor '{name}' that {arch} needs (shape {list(shape)})")
+        if tuple(weights[name].shape) != tuple(shape):
+            raise ExportError(f"tensor '{name}' has shape {list(weights[name].shape)} in the file but "
+                              f"{list(shape)} in {arch}")
+    unused = sorted(set(weights) - set(expected))
+    if unused:
+        raise ExportError(f"weights have tensor '{unused[0]}' that {arch} does not use")
+
+
+def described(arch: str, kwargs: Mapping) -> str:
+    """'module:factory(k=v, ...)', the architecture as recorded in the ONNX metadata."""
+    return f"{arch}({', '.join(f'{k}={v!r}' for k, v in sorted(kwargs.items()))})"

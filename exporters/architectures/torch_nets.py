@@ -38,18 +38,20 @@ class DnCNN(nn.Module):
 
 
 class ESPCN(nn.Module):
-    """ESPCN with tanh activations and a final clip to [0, 1] (as in Nhat-Thanh/ESPCN-Pytorch)."""
+    """ESPCN with tanh activations; `clip` clamps the output to [0, 1] (Nhat-Thanh/ESPCN-Pytorch
+    does, yjn870's layout leaves it to the caller)."""
 
-    def __init__(self, scale: int = 2, channels: int = 3, width: int = 64):
+    def __init__(self, scale: int = 2, channels: int = 3, width: int = 64, clip: bool = True):
         super().__init__()
         self.conv_1 = nn.Conv2d(channels, width, 5, padding=2)
         self.conv_2 = nn.Conv2d(width, width // 2, 3, padding=1)
         self.conv_3 = nn.Conv2d(width // 2, channels * scale * scale, 3, padding=1)
         self.shuffle = nn.PixelShuffle(scale)
+        self.clip = clip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.tanh(self.conv_2(torch.tanh(self.conv_1(x))))
-        return torch.clamp(self.shuffle(self.conv_3(y)), 0.0, 1.0)
+        y = self.shuffle(self.conv_3(torch.tanh(self.conv_2(torch.tanh(self.conv_1(x))))))
+        return torch.clamp(y, 0.0, 1.0) if self.clip else y
 
 
 class FSRCNN(nn.Module):

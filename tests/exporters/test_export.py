@@ -111,7 +111,7 @@ def test_onnx_passthrough_records_provenance(tmp_path: Path):
     [("model.xyz", b"junk", "unknown model format '.xyz'"),
      ("model.h5", b"junk", "cannot read"),
      ("model.tflite", b"junk", "cannot convert"),
-     ("model.pdparams", b"junk", "PaddlePaddle files"),
+     ("model.pdparams", b"junk", "cannot read"),
      ("model.onnx", b"junk", "not a valid ONNX")],
 )
 def test_cli_bad_sources_exit_2_without_output(tmp_path: Path, name: str, content: bytes, message: str):
