@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -119,11 +120,14 @@ def _infer_channels(paddle, layer) -> int:
     raise ExportError("cannot infer the input channels; pass --input-shape C,H,W")
 
 
+#: How paddle2onnx (which catches its own exceptions and prints them, coloured) states its error.
+_P2O_ERROR = re.compile(r"Failed to convert PaddlePaddle model: (.*?)(\x1b\[0m)?$")
+
+
 def _failure(done: subprocess.CompletedProcess) -> str:
-    """paddle2onnx's own error line when it printed one, else the child's last line of stderr."""
-    lines = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines() if line.strip()]
-    reasons = [line for line in lines if "Failed to convert" in line]
-    last = [line for line in done.stderr.splitlines() if line.strip()]
+    """paddle2onnx's own error when it printed one, else the child's last line of stderr."""
+    reasons = [found.group(1) for line in done.stdout.splitlines() if (found := _P2O_ERROR.search(line))]
+    last = [line.strip() for line in done.stderr.splitlines() if line.strip()]
     return (reasons or last or [f"exit status {done.returncode}"])[-1]
 
 
