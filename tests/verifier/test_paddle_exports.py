@@ -1,7 +1,7 @@
 """PaddlePaddle models exported by paddle2onnx: forward and input gradient match paddle.
 
-Skipped unless paddlepaddle and paddle2onnx are installed (`pip install .[paddle]`; paddle2onnx
-2.1 pins onnx 1.17, so it lives in its own environment rather than CI's).  Survey: paddle2onnx
+Skipped unless paddlepaddle and paddle2onnx are installed (`pip install .[paddle]`, then
+`pip install --no-deps "paddle2onnx==2.1.*"`: it declares onnx<=1.17 but runs with onnx 1.23).  Survey: paddle2onnx
 2.1 emits BatchNormalization, PRelu, DepthToSpace (PixelShuffle), ConvTranspose, Resize,
 GlobalAveragePool, LayerNorm as ReduceMean/Pow/Sqrt, GELU as Erf; all are lowered or native.
 It cannot export F.interpolate with `scale_factor` (a paddle2onnx bug that kills the process),
