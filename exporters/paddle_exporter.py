@@ -47,6 +47,9 @@ _PADDLE2ONNX_INSTALL = 'pip install --no-deps "paddle2onnx==2.1.*"'
 _CONVERT = ("import sys, paddle2onnx; "
             "paddle2onnx.export(*sys.argv[1:4], opset_version=int(sys.argv[4]), optimize_tool=None)")
 _TWINS = "exporters.architectures.paddle_nets"
+#: paddle.jit.save also writes `.pdiparams`, in its own binary format, beside its program.
+_JIT_SAVED = ("; parameters saved by paddle.jit.save are not supported: re-save the layer's state_dict "
+              "with paddle.save, or convert its .json/.pdmodel program with paddle2onnx")
 
 
 def import_paddle():
@@ -67,8 +70,8 @@ def load_weights(path: Path, trust_pickle: bool):
                               "weights; refusing it. Re-save its state_dict with paddle.save, or pass "
                               "--trust-pickle if you trust the file's author") from exc
     except Exception as exc:  # not a pickle: its bytes provoke whatever error the unpickler hits
-        raise ExportError(f"cannot read {path} as a Paddle state_dict (paddle.save pickle): "
-                          f"{first_line(exc)}") from exc
+        raise ExportError(f"cannot read {path} as a Paddle state_dict (paddle.save pickle): {first_line(exc)}"
+                          f"{_JIT_SAVED if path.suffix.lower() == '.pdiparams' else ''}") from exc
     user_code_importable()
     try:
         return load_arrays(path, trusted=True)
@@ -135,8 +138,11 @@ def convert(paddle, layer, channels: int, target: Path) -> None:
     """paddle.jit.save with dynamic N, H, W, then paddle2onnx in a child process onto `target`."""
     with tempfile.TemporaryDirectory() as folder:
         spec = [paddle.static.InputSpec([None, channels, None, None], "float32", "image")]
-        with quiet_framework():
-            paddle.jit.save(layer, f"{folder}/model", input_spec=spec)
+        try:
+            with quiet_framework():
+                paddle.jit.save(layer, f"{folder}/model", input_spec=spec)
+        except Exception as exc:  # dy2static fails on whatever Python it cannot trace
+            raise ExportError(f"paddle.jit.save cannot trace the model: {first_line(exc)}") from exc
         program = next((f"{folder}/model{suffix}" for suffix in (".json", ".pdmodel")
                         if Path(f"{folder}/model{suffix}").exists()), None)
         if program is None:

@@ -126,3 +126,12 @@ def test_what_paddle2onnx_cannot_convert_fails_in_one_line(tmp_path: Path, monke
     with pytest.raises(ExportError, match="paddle2onnx cannot convert") as error:
         export(ExportRequest(source=source, output=out, arch="upnet:Up"))
     assert "\n" not in str(error.value) and not out.exists()
+
+
+def test_jit_saved_parameters_are_named_as_such(tmp_path: Path):
+    layer = DnCNN(channels=1, depth=3, width=4).eval()
+    spec = [paddle.static.InputSpec([None, 1, None, None], "float32", "image")]
+    paddle.jit.save(layer, str(tmp_path / "model"), input_spec=spec)
+    with pytest.raises(ExportError, match=r"paddle\.jit\.save are not supported"):
+        export(ExportRequest(source=tmp_path / "model.pdiparams", output=tmp_path / "model.onnx"))
+    assert not (tmp_path / "model.onnx").exists()
