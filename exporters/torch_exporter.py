@@ -25,6 +25,7 @@ from exporters.base import (
     require,
     user_code_importable,
 )
+from exporters.torch_pickle import inert_state_dict
 from verifier.errors import first_line
 
 _SUFFIXES = {".pt", ".pth", ".pkl", ".bin", ".ckpt"}
@@ -45,8 +46,13 @@ def _state_dict(loaded, path: Path) -> dict:
     return loaded
 
 
-def load_weights(torch, path: Path, trust_pickle: bool):
-    """A state_dict, or a module when the file is a trusted pickle."""
+def load_weights(torch, path: Path, trust_pickle: bool, arch: str | None = None):
+    """A state_dict, or a module when the file is a trusted pickle of an architecture verifier does not know.
+
+    A trusted pickled module is first read without running code (:mod:`exporters.torch_pickle`):
+    when `arch` is given or its weights match a known layout, its state_dict is enough.  Only
+    otherwise is it really unpickled, which needs the author's classes to be importable.
+    """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -58,6 +64,12 @@ def load_weights(torch, path: Path, trust_pickle: bool):
                               "the file's author") from exc
     except Exception as exc:  # torch.load fails on junk with whatever its parser hits (KeyError, ...)
         raise ExportError(f"cannot read {path} as a PyTorch file: {first_line(exc)}") from exc
+    try:
+        weights = inert_state_dict(torch, path)
+        if arch is not None or architectures.detect({key: tuple(t.shape) for key, t in weights.items()}):
+            return weights
+    except ExportError:  # not a module's pickle we can read inertly: the real unpickling below decides
+        pass
     user_code_importable()
     try:
         return torch.load(path, map_location="cpu", weights_only=False)  # the user trusts this file
@@ -160,7 +172,8 @@ class TorchExporter:
 
     def export(self, request: ExportRequest, target: Path) -> ExportResult:
         torch = require("torch", self.extra)
-        module, architecture = build_module(torch, load_weights(torch, request.source, request.trust_pickle), request)
+        loaded = load_weights(torch, request.source, request.trust_pickle, request.arch)
+        module, architecture = build_module(torch, loaded, request)
         shape = request.input_shape or (_infer_channels(torch, module), _CHECK_SIZE, _CHECK_SIZE)
         return export_module(torch, module, shape, request, target, "torch", architecture)
 

@@ -205,11 +205,14 @@ class IMDBlockLarge(nn.Module):
 class IMDNRTE(nn.Module):
     """IMDN_RTE (AI in RTE 2020): conv, stride-2 conv, large IMDBs, 1x1 conv, residual, pixel shuffle by 2*scale.
 
-    Working at half resolution makes it fast; height and width must be even.
+    Working at half resolution makes it fast; height and width must be even.  `pixel_max` is the
+    white level it was trained with (255 for the authors' checkpoint): images in [0, 1] are scaled
+    to it and back.
     """
 
-    def __init__(self, scale: int = 2, channels: int = 3, width: int = 20, blocks: int = 6):
+    def __init__(self, scale: int = 2, channels: int = 3, width: int = 20, blocks: int = 6, pixel_max: float = 255.0):
         super().__init__()
+        self.pixel_max = pixel_max
         self.fea_conv = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
                                       nn.Conv2d(width, width, 3, stride=2, padding=1, bias=False))
         self.blocks = nn.Sequential(*(IMDBlockLarge(width) for _ in range(blocks)))
@@ -218,8 +221,8 @@ class IMDNRTE(nn.Module):
                                        nn.PixelShuffle(2 * scale))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.fea_conv(x)
-        return self.upsampler(self.LR_conv(self.blocks(features)) + features)
+        features = self.fea_conv(x * self.pixel_max)
+        return self.upsampler(self.LR_conv(self.blocks(features)) + features) / self.pixel_max
 
 
 def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
