@@ -65,7 +65,7 @@ def _dncnn(shapes: Shapes) -> Detected | None:
 
 
 def _espcn(shapes: Shapes) -> Detected | None:
-    """conv_1 (5x5) -> conv_2 (3x3) -> conv_3 (C*s*s) and PixelShuffle (Nhat-Thanh)."""
+    """conv_1 (5x5) -> conv_2 (3x3) -> conv_3 (C*s*s) and PixelShuffle (Nhat-Thanh, trained on YCbCr images)."""
     if set(shapes) != {f"conv_{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias")}:
         return None
     channels = shapes["conv_1.weight"][1]
@@ -73,11 +73,13 @@ def _espcn(shapes: Shapes) -> Detected | None:
     if scale is None:
         return None
     return Detected("exporters.architectures.torch_nets:ESPCN",
-                    {"scale": scale, "channels": channels, "width": shapes["conv_1.weight"][0]}, lambda key: key)
+                    {"scale": scale, "channels": channels, "width": shapes["conv_1.weight"][0],
+                     "ycbcr": channels == 3}, lambda key: key)
 
 
 def _fsrcnn(shapes: Shapes) -> Detected | None:
-    """Nhat-Thanh (feature_extract, map_i, deconv) and yjn870 (first_part / mid_part / last_part).
+    """Nhat-Thanh (feature_extract, map_i, deconv; trained on YCbCr images) and yjn870 (first_part / mid_part /
+    last_part; luminance).
 
     The transposed conv's stride (the scale) is not in the weights: it is reported missing.
     """
@@ -85,7 +87,7 @@ def _fsrcnn(shapes: Shapes) -> Detected | None:
         maps = sorted(int(m.group(1)) for key in shapes if (m := re.match(r"^map_(\d+)\.weight$", key)))
         d, channels = shapes["feature_extract.weight"][:2]
         kwargs = {"channels": channels, "d": d, "s": shapes["shrink.weight"][0], "m": len(maps),
-                  "act_between_maps": False, "clip": True}
+                  "act_between_maps": False, "clip": True, "ycbcr": channels == 3}
 
         def rename(key: str) -> str:
             if (found := re.match(r"^map_(\d+)\.(.*)$", key)):

@@ -39,17 +39,44 @@ class DnCNN(nn.Module):
         return x - self.body(x)
 
 
-class ESPCN(nn.Module):
-    """ESPCN with tanh activations and a final clip to [0, 1] (as in Nhat-Thanh/ESPCN-Pytorch)."""
+def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
+    """Full-range BT.601 (JPEG) YCbCr in [0, 1], with the [16, 235] / [16, 240] clips of Nhat-Thanh's code."""
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = -0.16874 * r - 0.33126 * g + 0.5 * b + 128 / 255
+    cr = 0.5 * r - 0.41869 * g - 0.08131 * b + 128 / 255
+    return torch.cat([y.clamp(16 / 255, 235 / 255), cb.clamp(16 / 255, 240 / 255), cr.clamp(16 / 255, 240 / 255)], 1)
 
-    def __init__(self, scale: int = 2, channels: int = 3, width: int = 64):
+
+def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_ycbcr` (without its clips), clipped to [0, 1]."""
+    y, cb, cr = x[:, 0:1], x[:, 1:2] - 128 / 255, x[:, 2:3] - 128 / 255
+    rgb = torch.cat([y + 1.402 * cr, y - 0.34414 * cb - 0.71414 * cr, y + 1.772 * cb], 1)
+    return rgb.clamp(0.0, 1.0)
+
+
+def in_ycbcr(forward, x: torch.Tensor, enabled: bool) -> torch.Tensor:
+    """`forward` applied to `x` in YCbCr and brought back to RGB when `enabled`: for networks trained on
+    YCbCr images (Nhat-Thanh's ESPCN, FSRCNN, SRCNN), so the exported model takes RGB like every other."""
+    return ycbcr_to_rgb(forward(rgb_to_ycbcr(x))) if enabled else forward(x)
+
+
+class ESPCN(nn.Module):
+    """ESPCN with tanh activations and a final clip to [0, 1] (as in Nhat-Thanh/ESPCN-Pytorch); `ycbcr`: see
+    :func:`in_ycbcr`."""
+
+    def __init__(self, scale: int = 2, channels: int = 3, width: int = 64, ycbcr: bool = False):
         super().__init__()
+        self.ycbcr = ycbcr
         self.conv_1 = nn.Conv2d(channels, width, 5, padding=2)
         self.conv_2 = nn.Conv2d(width, width // 2, 3, padding=1)
         self.conv_3 = nn.Conv2d(width // 2, channels * scale * scale, 3, padding=1)
         self.shuffle = nn.PixelShuffle(scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return in_ycbcr(self._forward, x, self.ycbcr)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.tanh(self.conv_2(torch.tanh(self.conv_1(x))))
         return torch.clamp(self.shuffle(self.conv_3(y)), 0.0, 1.0)
 
@@ -58,12 +85,13 @@ class FSRCNN(nn.Module):
     """FSRCNN: extract, shrink, m mapping convs, expand, transposed-conv upsampling.
 
     `act_between_maps` puts a PReLU after every mapping conv (yjn870) instead of once after
-    the last (Nhat-Thanh); `clip` clamps the output to [0, 1] (Nhat-Thanh).
+    the last (Nhat-Thanh); `clip` clamps the output to [0, 1] (Nhat-Thanh); `ycbcr`: see :func:`in_ycbcr`.
     """
 
     def __init__(self, scale: int = 2, channels: int = 1, d: int = 56, s: int = 12, m: int = 4,
-                 act_between_maps: bool = True, clip: bool = False):
+                 act_between_maps: bool = True, clip: bool = False, ycbcr: bool = False):
         super().__init__()
+        self.ycbcr = ycbcr
         self.feature_extract = nn.Conv2d(channels, d, 5, padding=2)
         self.activation_1 = nn.PReLU(d)
         self.shrink = nn.Conv2d(d, s, 1)
@@ -76,6 +104,9 @@ class FSRCNN(nn.Module):
         self.clip = clip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return in_ycbcr(self._forward, x, self.ycbcr)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.activation_2(self.shrink(self.activation_1(self.feature_extract(x))))
         for index, conv in enumerate(self.maps):
             y = conv(y)
@@ -225,29 +256,12 @@ class IMDNRTE(nn.Module):
         return self.upsampler(self.LR_conv(self.blocks(features)) + features) / self.pixel_max
 
 
-def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
-    """Full-range BT.601 (JPEG) YCbCr in [0, 1], with the [16, 235] / [16, 240] clips of Nhat-Thanh's code."""
-    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    cb = -0.16874 * r - 0.33126 * g + 0.5 * b + 128 / 255
-    cr = 0.5 * r - 0.41869 * g - 0.08131 * b + 128 / 255
-    return torch.cat([y.clamp(16 / 255, 235 / 255), cb.clamp(16 / 255, 240 / 255), cr.clamp(16 / 255, 240 / 255)], 1)
-
-
-def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`rgb_to_ycbcr` (without its clips), clipped to [0, 1]."""
-    y, cb, cr = x[:, 0:1], x[:, 1:2] - 128 / 255, x[:, 2:3] - 128 / 255
-    rgb = torch.cat([y + 1.402 * cr, y - 0.34414 * cb - 0.71414 * cr, y + 1.772 * cb], 1)
-    return rgb.clamp(0.0, 1.0)
-
-
 class SRCNN(nn.Module):
     """SRCNN (Dong et al.): three unpadded convs on a bicubic-upscaled image, so the output is same-size.
 
     The authors' convs are 'valid' (the output loses a border of (k1 + k2 + k3 - 3) / 2 pixels);
     here the input is edge-padded by that border first, so the output keeps the input's size and
-    equals theirs inside.  `ycbcr` wraps the network in RGB -> YCbCr -> RGB (Nhat-Thanh trained on
-    YCbCr images), so the model takes and returns RGB like every other exported model.
+    equals theirs inside.  `ycbcr`: see :func:`in_ycbcr`.
     """
 
     def __init__(self, channels: int = 3, kernels: tuple[int, int, int] = (9, 5, 5), widths: tuple[int, int] = (64, 32),
@@ -261,10 +275,11 @@ class SRCNN(nn.Module):
         self.ycbcr = ycbcr
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = rgb_to_ycbcr(x) if self.ycbcr else x
-        y = F.pad(y, (self.border,) * 4, mode="replicate")
-        y = torch.clamp(self.recon(F.relu(self.nonlinear_map(F.relu(self.patch_extraction(y))))), 0.0, 1.0)
-        return ycbcr_to_rgb(y) if self.ycbcr else y
+        return in_ycbcr(self._forward, x, self.ycbcr)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.pad(x, (self.border,) * 4, mode="replicate")
+        return torch.clamp(self.recon(F.relu(self.nonlinear_map(F.relu(self.patch_extraction(y))))), 0.0, 1.0)
 
 
 class _PixelAttentionConv(nn.Module):
