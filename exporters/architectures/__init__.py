@@ -123,9 +123,9 @@ def _imdn(shapes: Shapes) -> Detected | None:
     if not blocks or "upsampler.0.weight" not in shapes:
         return None
     same_size = "fea_conv.2.weight" in shapes
-    first = shapes["fea_conv.0.weight" if same_size else "fea_conv.weight"]
-    factor = _shuffle_factor(shapes["upsampler.0.weight"][0], first[1])
-    if factor is None or (same_size and factor != 4):
+    first = shapes.get("fea_conv.0.weight" if same_size else "fea_conv.weight")
+    factor = first and _shuffle_factor(shapes["upsampler.0.weight"][0], first[1])
+    if not factor or (same_size and factor != 4):
         return None
     kwargs = {"channels": first[1], "width": first[0], "blocks": len(blocks)}
     kwargs.update({"same_size": True} if same_size else {"scale": factor})
