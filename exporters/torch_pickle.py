@@ -83,19 +83,26 @@ def _load(file, **kwargs):
 INERT_PICKLE = SimpleNamespace(Unpickler=_Unpickler, load=_load, __name__="inert_pickle")
 
 
-def _collect(module: Inert, prefix: str, out: dict) -> None:
-    """nn.Module.state_dict's walk, on the placeholder's recorded `_parameters`, `_buffers`, `_modules`."""
+def _collect(module: Inert, prefix: str, tensor_type: type, out: dict, seen: set[int]) -> None:
+    """nn.Module.state_dict's walk, on the placeholder's recorded `_parameters`, `_buffers`, `_modules`.
+
+    Only real tensors are kept, and each module is visited once: a crafted pickle can put anything
+    in those dicts, including the module itself.
+    """
+    seen.add(id(module))
     for group in ("_parameters", "_buffers"):
-        for name, tensor in (getattr(module, group, None) or {}).items():
-            if tensor is not None:
-                out[prefix + name] = tensor
-    for name, child in (getattr(module, "_modules", None) or {}).items():
-        if isinstance(child, Inert):
-            _collect(child, f"{prefix}{name}.", out)
+        entries = getattr(module, group, None)
+        for name, tensor in (entries.items() if isinstance(entries, dict) else ()):
+            if isinstance(tensor, tensor_type):
+                out[f"{prefix}{name}"] = tensor
+    for name, child in module.__dict__["_modules"].items():
+        if _is_module(child) and id(child) not in seen:
+            _collect(child, f"{prefix}{name}.", tensor_type, out, seen)
 
 
 def _is_module(obj) -> bool:
-    return isinstance(obj, Inert) and isinstance(getattr(obj, "_modules", None), dict)
+    """Whether a placeholder carries nn.Module's bookkeeping (then it stood for a module)."""
+    return isinstance(obj, Inert) and isinstance(obj.__dict__.get("_modules"), dict)
 
 
 def inert_state_dict(torch, path: Path) -> dict:
@@ -114,7 +121,7 @@ def inert_state_dict(torch, path: Path) -> dict:
     if not _is_module(loaded):
         raise ExportError(f"{path} holds no torch module (found {type(loaded).__name__})")
     weights: dict = {}
-    _collect(loaded, "", weights)
+    _collect(loaded, "", torch.Tensor, weights, set())
     if not weights:
         raise ExportError(f"{path} holds a module without parameters")
     return weights

@@ -71,3 +71,12 @@ def test_pickle_without_a_module_is_one_line_error(tmp_path: Path):
     with pytest.raises(ExportError, match="holds no torch module"):
         inert_state_dict(torch, path)
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_module_containing_itself_is_walked_once(tmp_path: Path):
+    net = Net(tmp_path / "ran")
+    expected = net.state_dict()
+    net._modules["loop"] = net  # a crafted cycle: nn.Module.state_dict itself would never end
+    path = tmp_path / "loop.pth"
+    torch.save(net, path)
+    assert list(inert_state_dict(torch, path)) == list(expected)
