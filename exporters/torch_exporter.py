@@ -2,7 +2,9 @@
 
 Files load with ``torch.load(weights_only=True)``, which cannot run code.  A
 whole pickled module needs ``weights_only=False``, i.e. executing whatever the
-file contains, so it is refused unless the user passes ``trust_pickle``.
+file contains, so it is refused unless the user passes ``trust_pickle``.  Even
+then its weights are first read without running anything (:mod:`exporters.torch_pickle`);
+it is really unpickled only when neither `--arch` nor a known layout can use them.
 Export uses the dynamo exporter with dynamic height and width, falling back to
 the legacy TorchScript exporter (opset 17) when dynamo fails.
 """
