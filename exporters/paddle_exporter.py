@@ -105,15 +105,15 @@ def build_layer(paddle, loaded, request: ExportRequest):
     if isinstance(loaded, paddle.nn.Layer):
         return loaded.eval(), None
     weights = _weights(paddle, loaded, request.source)
-    arch, kwargs = request.arch, request.arch_kwargs or {}
+    arch, kwargs, note = request.arch, request.arch_kwargs or {}, ""
     if arch is None:
-        arch, kwargs, weights = architectures.recognise(weights, request.source)
+        arch, kwargs, weights, note = architectures.recognise(weights, request.source, request.arch_kwargs)
         arch = _twin(arch, request.source)
     layer = load_factory(arch)(**kwargs)
     expected = {name: tensor.numpy() for name, tensor in layer.state_dict().items()}
     architectures.check_names({name: array.shape for name, array in expected.items()}, weights, arch)
     layer.set_state_dict({name: weights[name].astype(array.dtype) for name, array in expected.items()})
-    return layer.eval(), architectures.described(arch, kwargs)
+    return layer.eval(), architectures.described(arch, kwargs, note)
 
 
 def _infer_channels(paddle, layer) -> int:

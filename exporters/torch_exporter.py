@@ -2,7 +2,9 @@
 
 Files load with ``torch.load(weights_only=True)``, which cannot run code.  A
 whole pickled module needs ``weights_only=False``, i.e. executing whatever the
-file contains, so it is refused unless the user passes ``trust_pickle``.
+file contains, so it is refused unless the user passes ``trust_pickle``.  Even
+then its weights are first read without running anything (:mod:`exporters.torch_pickle`);
+it is really unpickled only when neither `--arch` nor a known layout can use them.
 Export uses the dynamo exporter with dynamic height and width, falling back to
 the legacy TorchScript exporter (opset 17) when dynamo fails.
 """
@@ -26,14 +28,20 @@ from exporters.base import (
     unwrap_state_dict,
     user_code_importable,
 )
+from exporters.torch_pickle import inert_state_dict
 from verifier.errors import first_line
 
 _SUFFIXES = {".pt", ".pth", ".pkl", ".bin", ".ckpt"}
 _CHECK_SIZE = 32
 
 
-def load_weights(torch, path: Path, trust_pickle: bool):
-    """A state_dict, or a module when the file is a trusted pickle."""
+def load_weights(torch, path: Path, trust_pickle: bool, arch: str | None = None):
+    """A state_dict, or a module when the file is a trusted pickle of an architecture verifier does not know.
+
+    A trusted pickled module is first read without running code (:mod:`exporters.torch_pickle`):
+    when `arch` is given or its weights match a known layout, its state_dict is enough.  Only
+    otherwise is it really unpickled, which needs the author's classes to be importable.
+    """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -45,6 +53,12 @@ def load_weights(torch, path: Path, trust_pickle: bool):
                               "the file's author") from exc
     except Exception as exc:  # torch.load fails on junk with whatever its parser hits (KeyError, ...)
         raise ExportError(f"cannot read {path} as a PyTorch file: {first_line(exc)}") from exc
+    try:
+        weights = inert_state_dict(torch, path)
+        if arch is not None or architectures.detect({key: tuple(t.shape) for key, t in weights.items()}):
+            return weights
+    except ExportError:  # not a module's pickle we can read inertly: the real unpickling below decides
+        pass
     user_code_importable()
     try:
         return torch.load(path, map_location="cpu", weights_only=False)  # the user trusts this file
@@ -58,17 +72,20 @@ def build_module(torch, loaded, request: ExportRequest):
     if isinstance(loaded, torch.nn.Module):
         return loaded.eval(), None
     weights = unwrap_state_dict(loaded, request.source)
-    arch, kwargs = request.arch, request.arch_kwargs or {}
+    arch, kwargs, note = request.arch, request.arch_kwargs or {}, ""
     if arch is None:
-        arch, kwargs, weights = architectures.recognise(weights, request.source)
-    module = load_factory(arch)(**kwargs)
+        arch, kwargs, weights, note = architectures.recognise(weights, request.source, request.arch_kwargs)
+    try:
+        module = load_factory(arch)(**kwargs)
+    except (TypeError, ValueError) as exc:  # e.g. an --arch-kwargs name or value the architecture does not take
+        raise ExportError(f"cannot build {arch} with {kwargs}: {first_line(exc)}") from exc
     expected = module.state_dict()
     for name, tensor in expected.items():
         if name.endswith("num_batches_tracked") and name not in weights:
             weights[name] = tensor  # a training counter older torch versions did not save
     architectures.check_names({name: tuple(t.shape) for name, t in expected.items()}, weights, arch)
     module.load_state_dict(weights, strict=True)
-    return module.eval(), architectures.described(arch, kwargs)
+    return module.eval(), architectures.described(arch, kwargs, note)
 
 
 def _infer_channels(torch, module) -> int:
@@ -78,10 +95,25 @@ def _infer_channels(torch, module) -> int:
     raise ExportError("cannot infer the input channels; pass --input-shape C,H,W")
 
 
+def _check_input(torch, shape: tuple[int, int, int]):
+    """A seeded image-like input for the equivalence check: a smooth random pattern plus mild noise, in [0, 1].
+
+    Not plain uniform noise: trained SR networks can be unstable far from natural images (PAN's
+    output reaches 1e20 on uniform noise), where float rounding differences between torch and
+    onnxruntime grow without bound and the comparison says nothing about the export.
+    """
+    rng = np.random.default_rng(0)
+    channels, height, width = shape
+    coarse = torch.from_numpy(rng.random((1, channels, 5, 5), dtype=np.float32))
+    smooth = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=True)
+    noise = torch.from_numpy(rng.normal(0.0, 0.05, (1, *shape)).astype(np.float32))
+    return torch.clamp(smooth + noise, 0.0, 1.0)
+
+
 def export_module(torch, module, shape: tuple[int, int, int], request: ExportRequest, target: Path,
                   framework: str, architecture: str) -> ExportResult:
     """Export a built torch module, check it on a seeded (1, *shape) input, write the metadata."""
-    example = torch.from_numpy(np.random.default_rng(0).random((1, *shape), dtype=np.float32))
+    example = _check_input(torch, shape)
     exporter = TorchExporter._export(torch, module, example, target)
     with torch.no_grad():
         native = module(example).numpy()
@@ -101,7 +133,8 @@ class TorchExporter:
 
     def export(self, request: ExportRequest, target: Path) -> ExportResult:
         torch = require("torch", self.extra)
-        module, architecture = build_module(torch, load_weights(torch, request.source, request.trust_pickle), request)
+        loaded = load_weights(torch, request.source, request.trust_pickle, request.arch)
+        module, architecture = build_module(torch, loaded, request)
         shape = request.input_shape or (_infer_channels(torch, module), _CHECK_SIZE, _CHECK_SIZE)
         return export_module(torch, module, shape, request, target, "torch", architecture)
 

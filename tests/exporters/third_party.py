@@ -34,10 +34,11 @@ def scene(channels: int, size: int) -> np.ndarray:
     return np.repeat(image[None, None], channels, 1).astype(np.float32)
 
 
-def export_checked(name: str, tmp_path: Path) -> tuple[ExportResult, Model]:
-    """Export a third-party file, assert the exporter's own equivalence check passed, load the result."""
+def export_checked(name: str, tmp_path: Path, **options) -> tuple[ExportResult, Model]:
+    """Export a third-party file (`options`: further ExportRequest fields), assert the exporter's own
+    equivalence check passed, load the result."""
     out = tmp_path / "model.onnx"
-    result = export(ExportRequest(source=third_party(name), output=out))
+    result = export(ExportRequest(source=third_party(name), output=out, **options))
     assert result.max_rel_error is not None and result.max_rel_error < 1e-4
     return result, load_model(out)
 
