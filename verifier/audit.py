@@ -147,7 +147,7 @@ def load_owners(paths: Sequence[Path]) -> tuple[Owner, ...]:
     from verifier.onnx_file import sha256_file
 
     if not paths:
-        raise InputError("no owner fingerprint given (--owner FP, or [[owner]] in verifier.toml)")
+        raise InputError("no owner fingerprint given (--owner FP, or [[owners]] in verifier.toml)")
     stems = [Path(path).stem for path in paths]
     owners = []
     for path, stem in zip(map(Path, paths), stems, strict=True):

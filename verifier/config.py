@@ -34,7 +34,7 @@ from verifier.inversion import Progress
 #: The file a bare `verifier audit` reads from the working directory.
 DEFAULT_NAME = "verifier.toml"
 #: Fingerprint options an [[owners]] entry may give for making a missing fingerprint.
-FINGERPRINT_OPTIONS = ("method", "recipe", "seeds", "size", "degradation", "sigma", "fpr")
+FINGERPRINT_OPTIONS = ("method", "recipe", "seeds", "size", "degradation", "sigma", "fpr", "threads")
 _AUDIT_KEYS = {"suspects", "fail_on", "json", "html", "cache", "jobs", "threads"}
 _OWNER_KEYS = {"fingerprint", "model", "references", *FINGERPRINT_OPTIONS}
 

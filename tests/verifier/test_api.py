@@ -1,0 +1,48 @@
+"""The Python API: verifier.fingerprint / verify / audit return typed results and agree with the CLI."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import verifier
+from verifier.audit import AuditResult
+from verifier.verification import Verdict
+
+
+def test_api_names_survive_importing_the_submodules():
+    """`verifier.fingerprint` and `verifier.audit` are also submodule names: the functions must win."""
+    code = ("import verifier, verifier.audit, verifier.fingerprint, verifier.cli; "
+            "from verifier.fingerprint import create; from verifier.audit import run; "
+            "print(all(callable(f) for f in (verifier.fingerprint, verifier.verify, verifier.audit)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"
+
+
+def test_earlier_exports_are_kept():
+    assert {"ImageIO", "Model", "Objective", "VerifierError", "__version__", "load_model",
+            "model_from_proto"} <= set(verifier.__all__)
+
+
+def test_verify_and_audit_agree_with_the_cli_audit(audited, tmp_path: Path):
+    """Same owner, suspect and thread count: the API's verdict and score equal the audit's, bit for bit."""
+    suspect = audited.folder / "finetuned.onnx"
+    verdict = verifier.verify(audited.owners["owner"], suspect, threads=1)
+    assert isinstance(verdict, Verdict) and verdict.verdict == "derived"
+    row = next(entry for entry in audited.results["suspects"] if entry["name"] == "finetuned.onnx")
+    assert verdict.score == row["pairs"][0]["score"] and row["pairs"][0]["owner"] == "owner"
+
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for name in ("copy.onnx", "other_copy.onnx"):
+        shutil.copy(audited.folder / name, folder / name)
+    seen = []
+    result = verifier.audit([audited.owners["owner"], audited.owners["other"]], [folder], cache=audited.cache,
+                            jobs=1, on_row=lambda row, done, total: seen.append((row.name, done, total)))
+    assert isinstance(result, AuditResult)
+    assert [(row.name, row.verdict, row.best.owner) for row in result.rows] == [
+        ("copy.onnx", "derived", "owner"), ("other_copy.onnx", "derived", "other")]
+    assert seen == [("copy.onnx", 1, 2), ("other_copy.onnx", 2, 2)]  # one worker: in order
+    assert result.exit_code(("derived",)) == 1 and result.exit_code(("never",)) == 0
