@@ -199,30 +199,31 @@ class _Worker:
 
     def audit(self, path: Path, name: str) -> AuditRow:
         started = time.perf_counter()
-        row = AuditRow(path=str(path), name=name, verdict="error", seconds=0.0)
+        known: dict = {}  # what _audit learnt before failing (digest, format) stays in the error row
         try:
-            row = self._audit(path, row)
+            row = self._audit(path, name, known)
         except VerifierError as exc:
-            row = dataclasses.replace(row, error=str(exc))
+            row = AuditRow(path=str(path), name=name, verdict="error", seconds=0.0, error=str(exc), **known)
         except Exception as exc:  # one bad file must never stop the audit
-            row = dataclasses.replace(row, error=f"internal error: {type(exc).__name__}: {first_line(exc)}")
+            row = AuditRow(path=str(path), name=name, verdict="error", seconds=0.0, **known,
+                           error=f"internal error: {type(exc).__name__}: {first_line(exc)}")
         return dataclasses.replace(row, seconds=round(time.perf_counter() - started, 3))
 
-    def _audit(self, path: Path, row: AuditRow) -> AuditRow:
+    def _audit(self, path: Path, name: str, known: dict) -> AuditRow:
         from exporters import detect
         from verifier.model import load_model
         from verifier.onnx_file import sha256_file
 
-        digest = sha256_file(path)
+        known["sha256"] = sha256_file(path)
         exporter = detect(path)
-        row = dataclasses.replace(row, sha256=digest, format=exporter.name)
+        known["format"] = exporter.name
         onnx_path, record, cached = path, None, False
         if exporter.name != "onnx":
-            onnx_path, record, cached = self._export(path, digest, exporter.name)
+            onnx_path, record, cached = self._export(path, known["sha256"], exporter.name)
         model = load_model(onnx_path, threads=self.threads)
         pairs = tuple(self._pair(owner, model) for owner in self.owners)
-        return dataclasses.replace(row, verdict=_row_verdict(pairs), onnx_sha256=model.source.sha256, export=record,
-                                   export_cached=cached, pairs=pairs)
+        return AuditRow(path=str(path), name=name, verdict=_row_verdict(pairs), seconds=0.0, **known,
+                        onnx_sha256=model.source.sha256, export=record, export_cached=cached, pairs=pairs)
 
     def _export(self, path: Path, digest: str, framework: str) -> tuple[Path, dict, bool]:
         from exporters import ExportRequest, export

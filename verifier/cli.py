@@ -267,6 +267,8 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
     import tempfile
 
     from verifier import audit_json, config
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's native INFO lines would bury the table
     from verifier.audit import check_fail_on, load_owners, run, table
     from verifier.audit_cache import default_cache_dir, write_atomic
 
