@@ -91,9 +91,10 @@ class AuditRow:
 
     @property
     def message(self) -> str | None:
-        """The row's error, else the first pair's error or reason for being incomparable."""
-        return self.error or next((pair.message for pair in self.pairs if pair.verdict == "error"), None) or next(
-            (pair.message for pair in self.pairs if pair.message), None)
+        """The row's error, else the first pair's error, else the first reason for being incomparable."""
+        messages = [pair.message for pair in sorted(self.pairs, key=lambda pair: pair.verdict != "error")
+                    if pair.message]
+        return self.error or next(iter(messages), None)
 
 
 @dataclass(frozen=True)

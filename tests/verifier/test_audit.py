@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from audit_samples import CORRUPT, DERIVED, framework_installed, sample_name
+from audit_samples import CORRUPT, DERIVED, SETTINGS, framework_installed, sample_name
 from click.testing import CliRunner
 
 from exporters import EXPORTERS
@@ -153,3 +153,25 @@ def test_audit_that_cannot_run_is_one_line_exit_2(audited, tmp_path: Path, args:
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_paper_method_evidence_is_shared_by_owners_with_the_same_settings(trained_models: dict[str, Path],
+                                                                       tmp_path: Path):
+    """With ``paper`` the suspect's evidence is its own critical images: computed once, reused for the next owner,
+    and shown beside the owner's in the report."""
+    import verifier
+    from verifier.audit import DEFAULT_FAIL_ON
+    from verifier.report_html import render
+
+    references = [trained_models[name] for name in ("ref_0", "ref_1", "ref_2")]
+    owners = [tmp_path / "a.vfp", tmp_path / "b.vfp"]
+    for path, model in zip(owners, ("owner", "independent"), strict=True):
+        verifier.fingerprint(trained_models[model], references, output=path, method="paper", **SETTINGS)
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "vendor" / "copy.onnx").write_bytes(trained_models["owner"].read_bytes())
+    result = verifier.audit(owners, [tmp_path / "vendor"], cache=tmp_path / "cache", jobs=1)
+    ((first, second),) = [row.pairs for row in result.rows]
+    assert first.evidence == second.evidence and (first.cached, second.cached) == (False, True)
+    assert (first.verdict, result.rows[0].best.owner) == ("derived", "a")
+    page = render(result, DEFAULT_FAIL_ON)
+    assert page.count('<img class="critical"') == page.count('<img class="suspect"') == SETTINGS["seeds"]
