@@ -1,7 +1,8 @@
 """The machine-readable audit result (`verifier audit --json` / `-o results.json`): schema and writer.
 
 This module is the one place the format is defined.  :data:`JSON_SCHEMA` is its JSON Schema
-(draft 2020-12); :func:`to_dict` builds a document that satisfies it.  ``schema_version``
+(draft 2020-12), published as docs/audit-results.schema.json (a test keeps the two equal);
+:func:`to_dict` builds a document that satisfies it.  ``schema_version``
 grows whenever a field changes meaning or disappears; new optional fields do not bump it,
 so readers should ignore keys they do not know.
 

@@ -175,3 +175,11 @@ def test_paper_method_evidence_is_shared_by_owners_with_the_same_settings(traine
     assert (first.verdict, result.rows[0].best.owner) == ("derived", "a")
     page = render(result, DEFAULT_FAIL_ON)
     assert page.count('<img class="critical"') == page.count('<img class="suspect"') == SETTINGS["seeds"]
+
+
+def test_published_schema_is_current():
+    """docs/audit-results.schema.json is what pipelines validate against; it must be JSON_SCHEMA itself."""
+    published = Path(__file__).resolve().parents[2] / "docs" / "audit-results.schema.json"
+    assert json.loads(published.read_text()) == JSON_SCHEMA, (
+        "regenerate: python -c \"import json; from verifier.audit_json import JSON_SCHEMA; "
+        "print(json.dumps(JSON_SCHEMA, indent=2))\" > docs/audit-results.schema.json")
