@@ -267,18 +267,16 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
     import tempfile
 
     from verifier import audit_json, config
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's native INFO lines would bury the table
     from verifier.audit import check_fail_on, load_owners, run, table
     from verifier.audit_cache import default_cache_dir, write_atomic
 
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's native INFO lines would bury the table
     if config_path is None and Path(config.DEFAULT_NAME).is_file():
         config_path = Path(config.DEFAULT_NAME)
-    settings = config.load(config_path) if config_path else config.AuditConfig()
-    fail_on = check_fail_on(fail_on or settings.fail_on)
-    owner_paths = list(owners) or [spec.ensure(_progress) for spec in settings.owners]
-    loaded = load_owners(owner_paths)
-    output, html = output or settings.json, html or settings.html
+    configured = config.load(config_path) if config_path else config.AuditConfig()
+    fail_on = check_fail_on(fail_on or configured.fail_on)
+    loaded = load_owners(list(owners) or [spec.ensure(_progress) for spec in configured.owners])
+    output, html = output or configured.json, html or configured.html
     with contextlib.ExitStack() as stack:
         if no_cache:
             cache = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="verifier-cache-")))
@@ -289,8 +287,9 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
                 length=total, label="auditing", file=sys.stderr, show_pos=True,
                 item_show_func=lambda row: row.name if row else "")))
 
-        result = run(loaded, list(suspects) or list(settings.suspects), cache or settings.cache or default_cache_dir(),
-                     jobs=jobs or settings.jobs, threads=threads or settings.threads, on_start=start,
+        result = run(loaded, list(suspects) or list(configured.suspects),
+                     cache or configured.cache or default_cache_dir(), jobs=jobs or configured.jobs,
+                     threads=threads or configured.threads, on_start=start,
                      on_row=lambda row, _done, _total: bar[0].update(1, row))
         document = audit_json.to_dict(result, fail_on)
         if output:
