@@ -4,13 +4,13 @@ The pipeline is framework-neutral: every model arrives as ONNX, is normalised to
 one convention (float32 NCHW in [0, 1]) and differentiated with
 onnxruntime-training.  Importing this package needs no deep-learning framework.
 
-The Python API (:mod:`verifier.api`): ``verifier.fingerprint``, ``verifier.verify`` and
-``verifier.audit``.  Two of them share their names with submodules; :mod:`verifier.api`
-imports those submodules first, so the names below stay bound to the functions
-(``from verifier.fingerprint import ...`` still reaches the module).
+The Python API (:mod:`verifier.api`): ``verifier.fingerprint(...)``, ``verifier.verify(...)`` and
+``verifier.audit(...)``.  ``verifier.fingerprint`` and ``verifier.audit`` stay the submodules they
+always were; :mod:`verifier.api` makes them callable.
 """
 
-from verifier.api import audit, fingerprint, verify
+from verifier import audit, fingerprint
+from verifier.api import verify
 from verifier.audit import AuditResult, AuditRow, PairResult
 from verifier.errors import VerifierError
 from verifier.fingerprint import Fingerprint

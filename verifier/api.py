@@ -8,11 +8,18 @@
 
 Paths or loaded objects are accepted where it makes sense; errors are
 :class:`~verifier.errors.VerifierError` with a one-line message, as on the command line.
+
+`verifier.fingerprint` and `verifier.audit` are also the names of submodules, which code and
+tests reach by those names (``verifier.fingerprint.create``, ``mock.patch("verifier.audit.run")``).
+Rather than shadow them with functions, this module makes those two submodules callable:
+calling one calls the function here of the same name.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
+import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -82,3 +89,14 @@ def audit(owners: Sequence[str | Path], suspects: Sequence[str | Path], *, cache
     """
     return run(load_owners([Path(path) for path in owners]), [Path(path) for path in suspects],
                Path(cache) if cache is not None else default_cache_dir(), jobs=jobs, threads=threads, on_row=on_row)
+
+
+def _make_callable(module_name: str, function: Callable) -> None:
+    """Let `module_name` be called as `function` while staying the module it is."""
+    module = sys.modules[module_name]
+    module.__class__ = type(f"{type(module).__name__}_callable", (types.ModuleType,),
+                            {"__call__": staticmethod(function), "__doc__": module.__doc__})
+
+
+_make_callable("verifier.fingerprint", fingerprint)
+_make_callable("verifier.audit", audit)
