@@ -36,6 +36,11 @@ def detect(path: Path) -> Exporter:
                       f"known: {', '.join(sorted(EXPORTERS))} (choose with --framework)")
 
 
+def recognised(path: Path) -> bool:
+    """Whether a file looks like a model of a known format (exported or planned), e.g. in a folder scan."""
+    return any(exporter.accepts(path) for exporter in EXPORTERS.values()) or path.suffix.lower() in _PLANNED
+
+
 def export(request: ExportRequest, framework: str | None = None) -> ExportResult:
     """Export `request.source` to `request.output`; nothing is left at the output on failure."""
     if not request.source.exists():
@@ -47,4 +52,4 @@ def export(request: ExportRequest, framework: str | None = None) -> ExportResult
         return exporter.export(request, target)
 
 
-__all__ = ["EXPORTERS", "ExportError", "ExportRequest", "ExportResult", "detect", "export"]
+__all__ = ["EXPORTERS", "ExportError", "ExportRequest", "ExportResult", "detect", "export", "recognised"]

@@ -7,7 +7,7 @@ input.  Set VERIFIER_DEBUG=1 to see tracebacks of unexpected errors.
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import json
 import os
 import sys
@@ -16,10 +16,11 @@ from pathlib import Path
 import click
 
 from verifier import __version__
+from verifier.audit import FAIL_ON
 from verifier.calibration import DEFAULT_FPR
-from verifier.degradation import KINDS, default_degradation
+from verifier.degradation import KINDS
 from verifier.errors import GradientUnavailableError, VerifierError, first_line
-from verifier.fingerprint import DEFAULT_SEEDS, DEFAULT_THREADS
+from verifier.fingerprint import DEFAULT_SEEDS
 from verifier.inversion import RECIPES
 from verifier.io_spec import LAYOUTS, parse_range
 from verifier.methods import METHODS
@@ -161,22 +162,12 @@ def _progress(message: str) -> None:
 def fingerprint(model_path: str, output: Path, references, method, recipe, seeds, size, kind, sigma, fpr,
                 layout, value_range, threads) -> None:
     """Compute MODEL's fingerprint (owner side) and calibrate it against independent models."""
-    from verifier import fingerprint_file
-    from verifier.fingerprint import Settings, create
-    from verifier.references import reference_paths
+    from verifier.api import fingerprint as make_fingerprint
 
-    threads = threads or DEFAULT_THREADS
-    owner = load_model(model_path, layout=layout, value_range=value_range, threads=threads)
-    chosen = RECIPES[recipe] if size is None else dataclasses.replace(RECIPES[recipe], size=size)
-    settings = Settings(method=method, recipe=chosen, degradation=default_degradation(owner.io, kind, sigma),
-                        seeds=tuple(range(seeds)), threads=threads)
-    paths = reference_paths(list(references), owner.io, settings.degradation)
-    if not references:
-        _progress("calibrating on the bundled reference models only; independently trained models of your own "
-                  "architecture (--reference) make the false-positive rate hold for same-architecture suspects")
-    models = [load_model(path, threads=threads) for path in paths]
-    result = create(owner, models, settings, fpr, progress=_progress)
-    fingerprint_file.save(result, output)
+    result = make_fingerprint(model_path, references, output=output, method=method, recipe=recipe, seeds=seeds,
+                              size=size, degradation=kind, sigma=sigma, fpr=fpr, layout=layout,
+                              value_range=value_range, threads=threads, progress=_progress)
+    settings = result.settings
     calibration = result.calibration
     click.echo(f"wrote {output}: {len(settings.seeds)} critical images ({settings.recipe.name} recipe, "
                f"{settings.degradation.describe()}), {result.cost['evaluations']} gradient evaluations in "
@@ -245,3 +236,69 @@ def compare(first: str, second: str, as_json: bool) -> None:
                        f"threshold {result.verdict.threshold:.3f}, p-value {result.verdict.p_value:.2g}")
     if result.verdict is not None and result.verdict.verdict != "derived":
         sys.exit(1)
+
+
+@main.command()
+@click.argument("suspects", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--owner", "owners", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Owner fingerprint file (from `verifier fingerprint`); repeatable.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Config file with owners, suspects and policy (default: ./verifier.toml when present).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout (the table goes to stderr).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the JSON results to this file.")
+@click.option("--html", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a self-contained HTML report to this file.")
+@click.option("--fail-on", multiple=True, type=click.Choice(FAIL_ON),
+              help="Verdicts that fail the run (exit 1; 2 for errors); repeatable. Default: derived and error.")
+@click.option("--jobs", type=click.IntRange(1), default=None, help="Worker processes (default: cores // threads).")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="Threads per worker (default: the fingerprints' recorded count).")
+@click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Cache of exports and suspects' evidence (default: ~/.cache/verifier).")
+@click.option("--no-cache", is_flag=True, help="Use a temporary cache, removed afterwards.")
+def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, jobs, threads, cache, no_cache) -> None:
+    """Audit SUSPECTS (model files or folders, any supported format) against owner fingerprints.
+
+    Prints one row per suspect (format, best-matching owner, score, p-value, verdict, time).
+    Exit status: 0 when no suspect fails the --fail-on policy, 1 when one does, 2 when a file that
+    fails it could not be audited or the audit could not run.
+    """
+    import tempfile
+
+    from verifier import audit_json, config
+    from verifier.audit import check_fail_on, load_owners, run, table
+    from verifier.audit_cache import default_cache_dir, write_atomic
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's native INFO lines would bury the table
+    if config_path is None and Path(config.DEFAULT_NAME).is_file():
+        config_path = Path(config.DEFAULT_NAME)
+    configured = config.load(config_path) if config_path else config.AuditConfig()
+    fail_on = check_fail_on(fail_on or configured.fail_on)
+    loaded = load_owners(list(owners) or [spec.ensure(_progress) for spec in configured.owners])
+    output, html = output or configured.json, html or configured.html
+    with contextlib.ExitStack() as stack:
+        if no_cache:
+            cache = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="verifier-cache-")))
+        bar = []  # made once the suspects are counted; closed with the stack, before the table is printed
+
+        def start(total: int) -> None:
+            bar.append(stack.enter_context(click.progressbar(
+                length=total, label="auditing", file=sys.stderr, show_pos=True,
+                item_show_func=lambda row: row.name if row else "")))
+
+        result = run(loaded, list(suspects) or list(configured.suspects),
+                     cache or configured.cache or default_cache_dir(), jobs=jobs or configured.jobs,
+                     threads=threads or configured.threads, on_start=start,
+                     on_row=lambda row, _done, _total: bar[0].update(1, row))
+        document = audit_json.to_dict(result, fail_on)
+        if output:
+            write_atomic(output, (json.dumps(document, indent=2) + "\n").encode())
+        if html:
+            from verifier.report_html import render
+
+            write_atomic(html, render(result, fail_on).encode())
+    click.echo(table(result), err=as_json)
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+    sys.exit(document["gate"]["exit_code"])

@@ -101,14 +101,31 @@ def suspect_critical(model: Model, settings: Settings, progress: Progress | None
     return critical_images(model, settings.recipe, settings.degradation, settings.seeds, progress).images
 
 
-def score(fingerprint: Fingerprint, suspect: Model, progress: Progress | None = None) -> float:
-    """The method's similarity of `suspect` to the fingerprint's owner."""
+def evidence(fingerprint: Fingerprint, suspect: Model, progress: Progress | None = None) -> np.ndarray:
+    """The suspect's side of the comparison: its residuals on the owner's probes (``response``) or its
+    own critical images (``paper``).
+
+    Kept apart from :func:`score_evidence` because it is the only expensive part, so an audit can
+    cache it per suspect and settings and show it in a report.
+    """
     check_comparable(fingerprint.owner, suspect)
     if fingerprint.settings.method == "paper":
-        return paper_score(fingerprint.critical, suspect_critical(suspect, fingerprint.settings, progress))
+        return suspect_critical(suspect, fingerprint.settings, progress)
     if progress:
         progress(f"running the suspect on {len(fingerprint.residuals)} probes")
-    return response_score(fingerprint.residuals, residuals(suspect, fingerprint.probes), fingerprint.references)
+    return residuals(suspect, fingerprint.probes)
+
+
+def score_evidence(fingerprint: Fingerprint, suspect_evidence: np.ndarray) -> float:
+    """The method's similarity of a suspect, given its :func:`evidence`, to the fingerprint's owner."""
+    if fingerprint.settings.method == "paper":
+        return paper_score(fingerprint.critical, suspect_evidence)
+    return response_score(fingerprint.residuals, suspect_evidence, fingerprint.references)
+
+
+def score(fingerprint: Fingerprint, suspect: Model, progress: Progress | None = None) -> float:
+    """The method's similarity of `suspect` to the fingerprint's owner."""
+    return score_evidence(fingerprint, evidence(fingerprint, suspect, progress))
 
 
 def create(model: Model, references: list[Model], settings: Settings, fpr: float = DEFAULT_FPR,

@@ -72,6 +72,20 @@ def _external_tensors(model: onnx.ModelProto):
                 yield attr.t
 
 
+def external_data_files(path: Path) -> set[Path]:
+    """The files an ONNX file names as its external data (resolved; none if it does not parse).
+
+    Lets a folder scan tell weight files beside a model from models of their own.
+    """
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(path.read_bytes())
+    except (DecodeError, RuntimeWarning, ValueError, OSError):
+        return set()
+    return {(path.parent / entry.value).resolve() for tensor in _external_tensors(model)
+            for entry in tensor.external_data if entry.key == "location"}
+
+
 def _load_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> None:
     tensors = list(_external_tensors(model))
     if not tensors:

@@ -15,7 +15,7 @@ import numpy as np
 
 from verifier.calibration import Calibration
 from verifier.errors import InputError
-from verifier.fingerprint import Fingerprint, score
+from verifier.fingerprint import Fingerprint, evidence, score_evidence
 from verifier.inversion import Progress
 from verifier.methods import histogram_distance, paper_score
 from verifier.model import Model
@@ -47,8 +47,14 @@ def _decide(calibration: Calibration, value: float, method: str, started: float)
 def verify(fingerprint: Fingerprint, suspect: Model, progress: Progress | None = None) -> Verdict:
     """Score `suspect` with the fingerprint's method and decide at its calibrated false-positive rate."""
     started = time.perf_counter()
-    return _decide(fingerprint.calibration, score(fingerprint, suspect, progress), fingerprint.settings.method,
-                   started)
+    return judge(fingerprint, evidence(fingerprint, suspect, progress), started)
+
+
+def judge(fingerprint: Fingerprint, suspect_evidence: np.ndarray, started: float) -> Verdict:
+    """The verdict on a suspect's :func:`~verifier.fingerprint.evidence` (computed now or read from a cache);
+    `started` is the perf_counter time the verification began, for the reported duration."""
+    return _decide(fingerprint.calibration, score_evidence(fingerprint, suspect_evidence),
+                   fingerprint.settings.method, started)
 
 
 @dataclass(frozen=True)

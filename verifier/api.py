@@ -1,0 +1,102 @@
+"""The Python API: the CLI's three jobs as functions returning typed results.
+
+    import verifier
+    fp = verifier.fingerprint("ours.onnx", references=["independent/"], output="ours.vfp")   # -> Fingerprint
+    verdict = verifier.verify("ours.vfp", "suspect.onnx")                                    # -> Verdict
+    result = verifier.audit(["ours.vfp"], ["vendor_models/"])                                # -> AuditResult
+    if result.exit_code(("derived", "error")): ...
+
+Paths or loaded objects are accepted where it makes sense; errors are
+:class:`~verifier.errors.VerifierError` with a one-line message, as on the command line.
+
+`verifier.fingerprint` and `verifier.audit` are also the names of submodules, which code and
+tests reach by those names (``verifier.fingerprint.create``, ``mock.patch("verifier.audit.run")``).
+Rather than shadow them with functions, this module makes those two submodules callable:
+calling one calls the function here of the same name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from verifier.audit import AuditResult, AuditRow, load_owners, run
+from verifier.audit_cache import default_cache_dir
+from verifier.calibration import DEFAULT_FPR
+from verifier.degradation import default_degradation
+from verifier.fingerprint import DEFAULT_SEEDS, DEFAULT_THREADS, Fingerprint, Settings, create
+from verifier.inversion import RECIPES, Progress
+from verifier.io_spec import Layout
+from verifier.model import Model, load_model
+from verifier.references import reference_paths
+from verifier.verification import Verdict
+from verifier.verification import verify as _verify
+
+#: Said when the bundled references alone calibrate a fingerprint.
+BUNDLED_ONLY = ("calibrating on the bundled reference models only; independently trained models of your own "
+                "architecture (--reference) make the false-positive rate hold for same-architecture suspects")
+
+
+def fingerprint(model: str | Path | Model, references: Sequence[str | Path] = (), *, output: str | Path | None = None,
+                method: str = "response", recipe: str = "fast", seeds: int = DEFAULT_SEEDS, size: int | None = None,
+                degradation: str | None = None, sigma: float | None = None, fpr: float = DEFAULT_FPR,
+                layout: Layout | None = None, value_range: tuple[float, float] | None = None,
+                threads: int | None = None, progress: Progress | None = None) -> Fingerprint:
+    """Fingerprint an owner model and calibrate it (``verifier fingerprint``); saved to `output` if given.
+
+    `references`: independent ONNX models or folders of them (default: the bundled ones for the task).
+    """
+    threads = threads or DEFAULT_THREADS
+    owner = model if isinstance(model, Model) else load_model(model, layout=layout, value_range=value_range,
+                                                              threads=threads)
+    chosen = RECIPES[recipe] if size is None else dataclasses.replace(RECIPES[recipe], size=size)
+    settings = Settings(method=method, recipe=chosen, degradation=default_degradation(owner.io, degradation, sigma),
+                        seeds=tuple(range(seeds)), threads=threads)
+    paths = reference_paths([Path(path) for path in references], owner.io, settings.degradation)
+    if not references and progress:
+        progress(BUNDLED_ONLY)
+    result = create(owner, [load_model(path, threads=threads) for path in paths], settings, fpr, progress=progress)
+    if output is not None:
+        from verifier import fingerprint_file
+
+        fingerprint_file.save(result, output)
+    return result
+
+
+def verify(fingerprint: str | Path | Fingerprint, suspect: str | Path | Model, *, layout: Layout | None = None,
+           value_range: tuple[float, float] | None = None, threads: int | None = None,
+           progress: Progress | None = None) -> Verdict:
+    """Decide whether `suspect` (ONNX) derives from the fingerprinted owner (``verifier verify``)."""
+    from verifier import fingerprint_file
+
+    fp = fingerprint if isinstance(fingerprint, Fingerprint) else fingerprint_file.load(fingerprint)
+    model = suspect if isinstance(suspect, Model) else load_model(
+        suspect, layout=layout, value_range=value_range, threads=threads or fp.settings.threads)
+    return _verify(fp, model, progress=progress)
+
+
+def audit(owners: Sequence[str | Path], suspects: Sequence[str | Path], *, cache: str | Path | None = None,
+          jobs: int | None = None, threads: int | None = None,
+          on_row: Callable[[AuditRow, int, int], None] | None = None) -> AuditResult:
+    """Audit suspect files and folders (any supported format) against owner fingerprint files (``verifier audit``).
+
+    `cache`: where exports and suspects' evidence are kept between runs (default ~/.cache/verifier);
+    `jobs`, `threads`: worker processes and threads per worker (default: fill the cores);
+    `on_row(row, done, total)` is called as each suspect finishes.
+    """
+    return run(load_owners([Path(path) for path in owners]), [Path(path) for path in suspects],
+               Path(cache) if cache is not None else default_cache_dir(), jobs=jobs, threads=threads, on_row=on_row)
+
+
+def _make_callable(module_name: str, function: Callable) -> None:
+    """Let `module_name` be called as `function` while staying the module it is."""
+    module = sys.modules[module_name]
+    module.__class__ = type(f"{type(module).__name__}_callable", (types.ModuleType,),
+                            {"__call__": staticmethod(function), "__doc__": module.__doc__})
+
+
+_make_callable("verifier.fingerprint", fingerprint)
+_make_callable("verifier.audit", audit)

@@ -1,0 +1,374 @@
+"""Audit many suspect models, in any supported format, against one or more owner fingerprints.
+
+Data flow: :func:`discover` turns files and folders into suspect paths (a folder yields
+the files some exporter recognises); :func:`run` hands each suspect to a worker process,
+which exports it if it is not ONNX (cached), loads it, and for every owner computes its
+evidence (cached) and verdict; the rows come back as :class:`AuditRow` and make up an
+:class:`AuditResult`.  Anything that goes wrong with one file (unknown format, corrupt
+bytes, failed export, a model that outputs NaN) becomes that row's error, never the
+audit's: only unusable owners or an empty suspect list stop it.
+
+Parallelism: suspects run in separate processes (exporters import whole frameworks, and
+onnxruntime sessions are not shared).  Each worker uses `threads` intra-op threads
+(default: the owners' recorded thread count, so verdicts match ``verifier verify``), and
+there are at most ``cores // threads`` workers, so the machine is never oversubscribed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from verifier.audit_cache import Cache, key
+from verifier.errors import InputError, VerifierError, first_line
+from verifier.fingerprint import Fingerprint
+
+Outcome = Literal["derived", "independent", "incomparable", "error"]
+#: What `--fail-on` can name; "independent" also covers suspects no owner can be compared with.
+FAIL_ON = ("derived", "independent", "error", "never")
+#: The default gate: a model derived from an owner's, or a file that could not be audited, fails it.
+DEFAULT_FAIL_ON = ("derived", "error")
+_FRAMEWORK_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                               "TF_NUM_INTRAOP_THREADS")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """An owner fingerprint taking part in the audit, named for tables and reports."""
+
+    name: str
+    path: Path
+    sha256: str  # of the fingerprint file
+    fingerprint: Fingerprint = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """One suspect against one owner."""
+
+    owner: str
+    verdict: Outcome
+    score: float | None = None
+    threshold: float | None = None
+    p_value: float | None = None
+    fpr: float | None = None
+    method: str | None = None
+    seconds: float = 0.0
+    cached: bool = False  # the suspect's evidence came from the cache
+    evidence: str | None = None  # cache key of the suspect's evidence, for reports
+    message: str | None = None  # why the pair is incomparable or failed
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One suspect: what it is, how it was read, and its verdict against the best-matching owner."""
+
+    path: str
+    name: str
+    verdict: Outcome
+    seconds: float
+    sha256: str | None = None
+    format: str | None = None  # the exporter that read it
+    onnx_sha256: str | None = None  # of the ONNX file verified (the export, or the file itself)
+    export: dict | None = None  # the exporter's record (versions, equivalence error) for non-ONNX files
+    export_cached: bool = False
+    pairs: tuple[PairResult, ...] = ()
+    error: str | None = None  # why the file could not be audited at all
+
+    @property
+    def best(self) -> PairResult | None:
+        """The owner this suspect resembles most: the lowest p-value among the pairs that were scored."""
+        scored = [pair for pair in self.pairs if pair.p_value is not None]
+        return min(scored, key=lambda pair: pair.p_value) if scored else None
+
+    @property
+    def message(self) -> str | None:
+        """The row's error, else the first pair's error, else the first reason for being incomparable."""
+        messages = [pair.message for pair in sorted(self.pairs, key=lambda pair: pair.verdict != "error")
+                    if pair.message]
+        return self.error or next(iter(messages), None)
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Everything one audit found, in suspect order."""
+
+    created: str  # ISO 8601 UTC
+    owners: tuple[Owner, ...]
+    rows: tuple[AuditRow, ...]
+    skipped: tuple[str, ...]  # files in the given folders that no exporter recognises
+    jobs: int
+    threads: int
+    cache: str | None
+    seconds: float
+
+    def counts(self) -> dict[str, int]:
+        """Number of suspects per verdict."""
+        return {outcome: sum(row.verdict == outcome for row in self.rows)
+                for outcome in ("derived", "independent", "incomparable", "error")}
+
+    def failing(self, fail_on: Iterable[str]) -> list[AuditRow]:
+        """Rows that fail the gate `fail_on` (see FAIL_ON)."""
+        wanted = set(fail_on) - {"never"}
+        if "independent" in wanted:
+            wanted.add("incomparable")
+        return [row for row in self.rows if row.verdict in wanted]
+
+    def exit_code(self, fail_on: Iterable[str]) -> int:
+        """0: the gate passes; 2: it fails on a file that could not be audited; 1: it fails on a verdict."""
+        failing = self.failing(fail_on)
+        if any(row.verdict == "error" for row in failing):
+            return 2
+        return 1 if failing else 0
+
+
+def check_fail_on(fail_on: Sequence[str]) -> tuple[str, ...]:
+    """Validate a gate: names from FAIL_ON, and 'never' alone."""
+    unknown = sorted(set(fail_on) - set(FAIL_ON))
+    if unknown:
+        raise InputError(f"unknown --fail-on value(s) {', '.join(unknown)}; choose from {', '.join(FAIL_ON)}")
+    if "never" in fail_on and len(set(fail_on)) > 1:
+        raise InputError("--fail-on never cannot be combined with other values")
+    return tuple(dict.fromkeys(fail_on))
+
+
+# -- inputs ---------------------------------------------------------------------------
+
+def load_owners(paths: Sequence[Path]) -> tuple[Owner, ...]:
+    """Read the owner fingerprints; names are the file stems, made unique with their folder if needed."""
+    from verifier import fingerprint_file
+    from verifier.onnx_file import sha256_file
+
+    if not paths:
+        raise InputError("no owner fingerprint given (--owner FP, or [[owners]] in verifier.toml)")
+    stems = [Path(path).stem for path in paths]
+    owners = []
+    for path, stem in zip(map(Path, paths), stems, strict=True):
+        fingerprint = fingerprint_file.load(path)
+        name = stem if stems.count(stem) == 1 else f"{path.parent.name}/{stem}"
+        owners.append(Owner(name, path, sha256_file(path), fingerprint))
+    return tuple(owners)
+
+
+def discover(inputs: Sequence[Path]) -> tuple[list[tuple[Path, str]], list[str]]:
+    """(suspects as (path, display name), skipped files) from files and folders.
+
+    A folder is searched recursively for files an exporter recognises; hidden files and
+    ONNX external-data files are left out, other files are listed as skipped.  A file
+    named explicitly is always audited, so an unknown format shows up as an error row.
+    """
+    from exporters import recognised
+    from verifier.onnx_file import external_data_files
+
+    suspects, skipped = [], []
+    for given in map(Path, inputs):
+        if given.is_file():
+            suspects.append((given, given.name))
+        elif given.is_dir():
+            files = sorted(path for path in given.rglob("*") if path.is_file()
+                           and not any(part.startswith(".") for part in path.relative_to(given).parts))
+            external = {data for path in files if path.suffix.lower() == ".onnx" for data in external_data_files(path)}
+            for path in files:
+                if path.resolve() in external:
+                    continue
+                (suspects.append((path, str(path.relative_to(given)))) if recognised(path)
+                 else skipped.append(str(path)))
+        else:
+            raise InputError(f"{given}: no such suspect file or folder")
+    if not suspects:
+        raise InputError(f"no model files found in {', '.join(map(str, inputs)) or 'the given inputs'}")
+    return suspects, skipped
+
+
+# -- one suspect (runs in a worker) ------------------------------------------------------
+
+@dataclass
+class _Worker:
+    """What a worker process keeps between suspects: the owners (probes computed once) and the cache."""
+
+    owners: tuple[Owner, ...]
+    cache: Cache
+    threads: int
+
+    def audit(self, path: Path, name: str) -> AuditRow:
+        started = time.perf_counter()
+        known: dict = {}  # what _audit learnt before failing (digest, format) stays in the error row
+        try:
+            row = self._audit(path, name, known)
+        except VerifierError as exc:
+            row = AuditRow(path=str(path), name=name, verdict="error", seconds=0.0, error=str(exc), **known)
+        except Exception as exc:  # one bad file must never stop the audit
+            row = AuditRow(path=str(path), name=name, verdict="error", seconds=0.0, **known,
+                           error=f"internal error: {type(exc).__name__}: {first_line(exc)}")
+        return dataclasses.replace(row, seconds=round(time.perf_counter() - started, 3))
+
+    def _audit(self, path: Path, name: str, known: dict) -> AuditRow:
+        from exporters import detect
+        from verifier.model import load_model
+        from verifier.onnx_file import sha256_file
+
+        known["sha256"] = sha256_file(path)
+        exporter = detect(path)
+        known["format"] = exporter.name
+        onnx_path, record, cached = path, None, False
+        if exporter.name != "onnx":
+            onnx_path, record, cached = self._export(path, known["sha256"], exporter.name)
+        model = load_model(onnx_path, threads=self.threads)
+        pairs = tuple(self._pair(owner, model) for owner in self.owners)
+        return AuditRow(path=str(path), name=name, verdict=_row_verdict(pairs), seconds=0.0, **known,
+                        onnx_sha256=model.source.sha256, export=record, export_cached=cached, pairs=pairs)
+
+    def _export(self, path: Path, digest: str, framework: str) -> tuple[Path, dict, bool]:
+        from exporters import ExportRequest, export
+        from exporters.base import quiet_framework
+        from verifier.onnx_file import sha256_file
+
+        entry = key(kind="export", source_sha256=digest, exporter=framework)
+        target = self.cache.export_path(entry)
+        record = self.cache.read_export(entry)
+        if record is not None:
+            return target, record, True
+        with quiet_framework():
+            result = export(ExportRequest(source=path, output=target), framework)
+        record = {**result.to_dict(), "output": None, "onnx_sha256": sha256_file(target)}
+        self.cache.write_export_record(entry, record)
+        return target, record, False
+
+    def _pair(self, owner: Owner, model) -> PairResult:
+        from verifier.fingerprint import check_comparable, evidence
+        from verifier.verification import judge
+
+        started = time.perf_counter()
+        try:
+            check_comparable(owner.fingerprint.owner, model)
+        except InputError as exc:
+            return PairResult(owner=owner.name, verdict="incomparable", message=str(exc))
+        fp = owner.fingerprint
+        entry = key(kind="evidence", suspect=model.source.sha256, settings=fp.settings.to_dict(),
+                    threads=self.threads, probes=_probe_digest(fp))
+        try:
+            found = self.cache.read_evidence(entry)
+            cached = found is not None
+            if found is None:
+                found = evidence(fp, model)
+                self.cache.write_evidence(entry, found)
+            verdict = judge(fp, found, started)
+        except VerifierError as exc:
+            return PairResult(owner=owner.name, verdict="error", message=str(exc),
+                              seconds=round(time.perf_counter() - started, 3))
+        return PairResult(owner=owner.name, verdict=verdict.verdict, score=verdict.score, threshold=verdict.threshold,
+                          p_value=verdict.p_value, fpr=verdict.fpr, method=verdict.method, seconds=verdict.seconds,
+                          cached=cached, evidence=entry)
+
+
+def _probe_digest(fp: Fingerprint) -> str | None:
+    """What a suspect's evidence depends on besides the settings: the owner's probes (``response``)."""
+    import hashlib
+
+    return None if fp.settings.method == "paper" else hashlib.sha256(fp.critical.tobytes()).hexdigest()
+
+
+def _row_verdict(pairs: Sequence[PairResult]) -> Outcome:
+    """derived if any owner says so; else error if any pair failed (the gate cannot vouch for that owner);
+    else independent if any owner was compared; else incomparable."""
+    verdicts = {pair.verdict for pair in pairs}
+    return next(outcome for outcome in ("derived", "error", "independent", "incomparable") if outcome in verdicts)
+
+
+_WORKER: _Worker | None = None
+
+
+def _start_worker(owner_paths: list[Path], cache_root: Path, threads: int) -> None:
+    """Worker process initialiser: cap every framework's threads, keep stdout clean, load the owners once."""
+    global _WORKER
+    for variable in _FRAMEWORK_THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.dup2(2, 1)  # frameworks print from native code; the parent's stdout may carry --json
+    _WORKER = _Worker(load_owners(owner_paths), Cache(cache_root), threads)
+
+
+def _audit_in_worker(path: Path, name: str) -> AuditRow:
+    assert _WORKER is not None, "worker not initialised"
+    return _WORKER.audit(path, name)
+
+
+# -- the run ------------------------------------------------------------------------------
+
+def available_cores() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run(owners: tuple[Owner, ...], inputs: Sequence[Path], cache_root: Path, jobs: int | None = None,
+        threads: int | None = None, on_row: Callable[[AuditRow, int, int], None] | None = None,
+        on_start: Callable[[int], None] | None = None) -> AuditResult:
+    """Audit every suspect in `inputs` against every owner.
+
+    `jobs`: worker processes (default: as many as fit, ``cores // threads``); `threads`: onnxruntime
+    and framework threads per worker (default: the largest thread count the owners recorded).
+    `on_start(total)` is called once the suspects are known, `on_row(row, done, total)` as each finishes.
+    """
+    started = time.perf_counter()
+    suspects, skipped = discover(inputs)
+    threads = threads or max(owner.fingerprint.settings.threads for owner in owners)
+    jobs = max(1, min(jobs or available_cores() // threads, len(suspects)))
+    if on_start:
+        on_start(len(suspects))
+    rows: dict[int, AuditRow] = {}
+
+    def finished(index: int, row: AuditRow) -> None:
+        rows[index] = row
+        if on_row:
+            on_row(row, len(rows), len(suspects))
+
+    if jobs == 1:
+        worker = _Worker(owners, Cache(cache_root), threads)
+        for index, (path, name) in enumerate(suspects):
+            finished(index, worker.audit(path, name))
+    else:
+        context = multiprocessing.get_context("spawn")  # frameworks' threads do not survive fork
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                                                    initargs=([o.path for o in owners], cache_root, threads)) as pool:
+            futures = {pool.submit(_audit_in_worker, path, name): index
+                       for index, (path, name) in enumerate(suspects)}
+            for future in concurrent.futures.as_completed(futures):
+                index = futures[future]
+                try:
+                    row = future.result()
+                except Exception as exc:  # a worker killed by a native crash
+                    path, name = suspects[index]
+                    row = AuditRow(path=str(path), name=name, verdict="error", seconds=0.0,
+                                   error=f"worker failed: {type(exc).__name__}: {first_line(exc)}")
+                finished(index, row)
+    return AuditResult(created=datetime.now(UTC).isoformat(timespec="seconds"), owners=owners,
+                       rows=tuple(rows[index] for index in range(len(suspects))), skipped=tuple(skipped), jobs=jobs,
+                       threads=threads, cache=str(cache_root), seconds=round(time.perf_counter() - started, 3))
+
+
+def table(result: AuditResult) -> str:
+    """The summary table people read: one line per suspect, then the counts."""
+    header = ("suspect", "format", "best owner", "score", "p-value", "verdict", "time", "note")
+    lines = []
+    for row in result.rows:
+        best = row.best
+        lines.append((row.name, row.format or "?", best.owner if best else "-",
+                      f"{best.score:.3f}" if best else "-", f"{best.p_value:.2g}" if best else "-", row.verdict,
+                      f"{row.seconds:.1f}s", (row.message or "")[:100] if row.verdict in ("error", "incomparable")
+                      else ""))
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=True)]
+    text = ["  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+            for line in (header, *lines)]
+    counts = ", ".join(f"{count} {outcome}" for outcome, count in result.counts().items())
+    text.append(f"{len(result.rows)} suspects against {len(result.owners)} owner(s): {counts} "
+                f"({result.seconds:.1f} s, {result.jobs} worker(s) x {result.threads} thread(s))")
+    return "\n".join(text)
