@@ -1,0 +1,211 @@
+"""Keras model configs (a model.json, a full-model .h5's `model_config`, a SavedModel's object
+graph) rebuilt from a whitelist of plain layers, never by Keras deserialisation.
+
+`keras.models.model_from_json` would run whatever the config names: a Lambda layer carries
+marshalled Python bytecode, a custom class imports user code.  Here the config is only read as
+JSON: each layer must be one of the plain, fully convolutional layer classes below, built from
+the few options that change its output (initialisers, regularisers and constraints only matter
+in training and are ignored); anything else is refused with a one-line error naming the layer.
+Spatial sizes are left free, which such layers allow, so the rebuilt model takes any image size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from exporters.base import ExportError
+
+_CONV = ("filters", "kernel_size", "strides", "padding", "dilation_rate", "activation", "use_bias")
+#: config class -> the options passed on to the Keras 3 class of the same name.
+_LAYERS: dict[str, tuple[str, ...]] = {
+    "Conv2D": (*_CONV, "groups"),
+    "Conv2DTranspose": (*_CONV, "output_padding"),
+    "SeparableConv2D": (*_CONV, "depth_multiplier"),
+    "DepthwiseConv2D": ("kernel_size", "strides", "padding", "dilation_rate", "activation", "use_bias",
+                        "depth_multiplier"),
+    "Activation": ("activation",),
+    "ReLU": ("max_value", "negative_slope", "threshold"),
+    "LeakyReLU": ("negative_slope",),
+    "PReLU": ("shared_axes",),
+    "BatchNormalization": ("axis", "epsilon", "center", "scale"),
+    "UpSampling2D": ("size", "interpolation"),
+    "Add": (),
+    "Subtract": (),
+    "Multiply": (),
+    "Average": (),
+    "Concatenate": ("axis",),
+}
+#: Activations Keras resolves by name to its own built-in functions.
+_ACTIVATIONS = {"linear", "relu", "relu6", "sigmoid", "hard_sigmoid", "tanh", "elu", "selu", "softplus", "softsign",
+                "swish", "silu", "gelu"}
+#: Keras 2 spellings of options Keras 3 renamed.
+_RENAMED = {"alpha": "negative_slope"}
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of the config: its class, its options and the layers it reads."""
+
+    name: str
+    class_name: str
+    options: Mapping
+    inputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class KerasGraph:
+    """A single-input, single-output layer graph in topological order."""
+
+    name: str
+    layers: tuple[LayerSpec, ...]
+    input: str
+    output: str
+    channels: int
+
+    def describe(self) -> str:
+        """Short architecture note for the ONNX metadata: the model's name and its layer counts."""
+        counts: dict[str, int] = {}
+        for layer in self.layers:
+            counts[layer.class_name] = counts.get(layer.class_name, 0) + 1
+        return f"{self.name}: " + ", ".join(f"{count} {kind}" for kind, count in counts.items())
+
+
+def _inbound(entry: dict, source: str) -> tuple[str, ...]:
+    """Names of the layers a functional layer reads (Keras 2 format: one call, no keyword arguments)."""
+    nodes = entry.get("inbound_nodes", [])
+    if not nodes:
+        return ()
+    if len(nodes) != 1 or not isinstance(nodes[0], list):
+        raise ExportError(f"{source}: layer '{entry.get('name')}' is shared or in an unsupported config format")
+    names = []
+    for item in nodes[0]:
+        if not (isinstance(item, list) and len(item) >= 3 and item[1:3] == [0, 0] and not (item[3:] and item[3])):
+            raise ExportError(f"{source}: layer '{entry.get('name')}' has an unsupported input {item!r}")
+        names.append(str(item[0]))
+    return tuple(names)
+
+
+def _spec(entry: dict, inputs: tuple[str, ...], source: str) -> LayerSpec:
+    config = entry.get("config") or {}
+    name = str(config.get("name", entry.get("name", "?")))
+    return LayerSpec(name=name, class_name=str(entry.get("class_name")), options=config, inputs=inputs)
+
+
+def _single(endpoints: list, what: str, source: str) -> str:
+    if len(endpoints) != 1:
+        raise ExportError(f"{source}: models with {len(endpoints)} {what}s are not supported (one image in, one out)")
+    return str(endpoints[0][0])
+
+
+def _channels(layer: LayerSpec, source: str) -> int:
+    shape = layer.options.get("batch_input_shape") or layer.options.get("batch_shape")
+    if not shape or len(shape) != 4 or not isinstance(shape[-1], int):
+        raise ExportError(f"{source}: input layer '{layer.name}' does not declare an NHWC image shape ({shape})")
+    return int(shape[-1])
+
+
+def parse_config(document: dict, source: str) -> KerasGraph:
+    """The layer graph of a Keras 2 `Model`/`Functional` or `Sequential` config (as `to_json` writes it)."""
+    kind, config = document.get("class_name"), document.get("config")
+    if kind == "Sequential":
+        entries = config.get("layers", []) if isinstance(config, dict) else config
+        if not isinstance(entries, list) or not entries:
+            raise ExportError(f"{source}: empty Sequential config")
+        layers, previous = [], None
+        if entries[0].get("class_name") != "InputLayer":  # Keras 2.2 keeps the input shape on the first layer
+            first = _spec(entries[0], (), source)
+            layers.append(LayerSpec("input", "InputLayer", {"batch_input_shape": first.options.get(
+                "batch_input_shape")}, ()))
+            previous = "input"
+        for entry in entries:
+            spec = _spec(entry, (previous,) if previous else (), source)
+            layers.append(spec)
+            previous = spec.name
+        start, end, name = layers[0].name, previous, (config.get("name") if isinstance(config, dict) else None)
+    elif kind in ("Model", "Functional") and isinstance(config, dict):
+        layers = [_spec(entry, _inbound(entry, source), source) for entry in config.get("layers", [])]
+        start = _single(config.get("input_layers", []), "input", source)
+        end = _single(config.get("output_layers", []), "output", source)
+        name = config.get("name")
+    else:
+        raise ExportError(f"{source}: not a Keras model config (class_name {kind!r})")
+    first = next((layer for layer in layers if layer.name == start and layer.class_name == "InputLayer"), None)
+    if first is None:
+        raise ExportError(f"{source}: the model input '{start}' is not an InputLayer")
+    return KerasGraph(name=str(name or "model"), layers=tuple(layers), input=start, output=str(end),
+                      channels=_channels(first, source))
+
+
+def _options(layer: LayerSpec, source: str) -> dict:
+    """The whitelisted options of a layer, in Keras 3 spelling; refuses values that would change the layout."""
+    if layer.options.get("data_format", "channels_last") != "channels_last":
+        raise ExportError(f"{source}: layer '{layer.name}' is channels_first; only NHWC (channels_last) is supported")
+    renamed = {_RENAMED.get(key, key): value for key, value in layer.options.items()}
+    options = {key: renamed[key] for key in _LAYERS[layer.class_name] if key in renamed}
+    activation = options.get("activation")
+    if activation is not None and activation not in _ACTIVATIONS:
+        raise ExportError(f"{source}: layer '{layer.name}' uses activation {activation!r}, which is not a "
+                          f"built-in one verifier rebuilds ({', '.join(sorted(_ACTIVATIONS))})")
+    if isinstance(options.get("axis"), list) and len(options["axis"]) == 1:
+        options["axis"] = options["axis"][0]  # Keras 2.4+ writes BatchNormalization's axis as a list
+    return options
+
+
+def build_model(keras, graph: KerasGraph, source: str):
+    """A Keras 3 functional model equal to the config's, built only from whitelisted layers."""
+    tensors = {}
+    for layer in graph.layers:
+        if layer.class_name == "InputLayer":
+            if layer.name != graph.input:
+                raise ExportError(f"{source}: models with several inputs are not supported ('{layer.name}')")
+            tensors[layer.name] = keras.Input((None, None, graph.channels), name=layer.name)
+            continue
+        if layer.class_name not in _LAYERS:
+            raise ExportError(f"{source}: layer '{layer.name}' is a {layer.class_name}, which verifier does not "
+                              f"rebuild (it may run code); supported: {', '.join(sorted(_LAYERS))}")
+        missing = [name for name in layer.inputs if name not in tensors]
+        if missing or not layer.inputs:
+            raise ExportError(f"{source}: layer '{layer.name}' reads {missing or 'nothing'}, not an earlier layer")
+        built = getattr(keras.layers, layer.class_name)(name=layer.name, **_options(layer, source))
+        arguments = [tensors[name] for name in layer.inputs]
+        tensors[layer.name] = built(arguments if len(arguments) > 1 else arguments[0])
+    if graph.output not in tensors:
+        raise ExportError(f"{source}: the model output '{graph.output}' is not one of its layers")
+    return keras.Model(tensors[graph.input], tensors[graph.output], name=graph.name)
+
+
+def short_weight_name(name: str) -> str:
+    """'model/conv1/kernel:0' -> 'kernel': the part that names the variable inside its layer."""
+    return name.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+def fill_weights(model, weights: Mapping[str, Mapping[str, np.ndarray]], source: str) -> None:
+    """Set every layer's variables from `weights` (layer name -> variable name -> array).
+
+    Names, not file order, decide what goes where, and every array must fit: the first layer that
+    lacks a variable or whose array has another shape is named, with both shapes.
+    """
+    used = set()
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        stored = weights.get(layer.name, {})
+        arrays = []
+        for variable in layer.weights:
+            key = short_weight_name(variable.name)
+            array = stored.get(key)
+            if array is None:
+                raise ExportError(f"{source}: no '{key}' weights for layer '{layer.name}' (the file has "
+                                  f"{sorted(stored) or 'none'})")
+            if tuple(array.shape) != tuple(variable.shape):
+                raise ExportError(f"{source}: weights do not fit the architecture: layer '{layer.name}' "
+                                  f"{key} is {list(array.shape)} in the file but {list(variable.shape)} in the config")
+            arrays.append(array)
+        layer.set_weights(arrays)
+        used.add(layer.name)
+    unused = [name for name, arrays in weights.items() if arrays and name not in used]
+    if unused:
+        raise ExportError(f"{source}: the file has weights for layers the architecture lacks: {', '.join(unused)}")
