@@ -173,8 +173,7 @@ class KerasExporter:
     extra = "tensorflow"
 
     def accepts(self, path: Path) -> bool:
-        suffix = path.suffix.lower()
-        return suffix in _SUFFIXES or (suffix == ".json" and _sibling(path, _SUFFIXES) is not None)
+        return path.suffix.lower() in (*_SUFFIXES, ".json")
 
     def export(self, request: ExportRequest, target: Path) -> ExportResult:
         keras = require("keras", self.extra)
