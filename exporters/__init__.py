@@ -13,12 +13,13 @@ from exporters.flax_exporter import FlaxExporter
 from exporters.keras_exporter import KerasExporter
 from exporters.matlab_exporter import MatlabExporter
 from exporters.onnx_passthrough import OnnxExporter
+from exporters.savedmodel_exporter import SavedModelExporter
 from exporters.tflite_exporter import TFLiteExporter
 from exporters.torch_exporter import TorchExporter
 
 EXPORTERS: dict[str, Exporter] = {
     exporter.name: exporter for exporter in (OnnxExporter(), TorchExporter(), KerasExporter(), TFLiteExporter(),
-                                            MatlabExporter(), FlaxExporter())
+                                            MatlabExporter(), FlaxExporter(), SavedModelExporter())
 }
 #: Formats recognised by their files but not exported yet, with what they are.
 _PLANNED = {".keras": "Keras", ".pdparams": "PaddlePaddle",

@@ -7,6 +7,12 @@ JSON: each layer must be one of the plain, fully convolutional layer classes bel
 the few options that change its output (initialisers, regularisers and constraints only matter
 in training and are ignored); anything else is refused with a one-line error naming the layer.
 Spatial sizes are left free, which such layers allow, so the rebuilt model takes any image size.
+
+One rewrite: a Conv2DTranspose with stride 1, 'same' padding and an odd (dilated) kernel is built
+as the Conv2D it equals (kernel flipped spatially, input and output channels swapped when the
+weights are filled).  TensorFlow has no CPU kernel for dilated transposed convolutions, and
+tf2onnx's conversion of Keras 3's dynamically shaped transposed convolution on one-channel
+images depends on the Python hash seed (a wrong output rank in some processes).
 """
 
 from __future__ import annotations
@@ -65,12 +71,41 @@ class KerasGraph:
     output: str
     channels: int
 
+    def flipped(self) -> frozenset[str]:
+        """The Conv2DTranspose layers built as the Conv2D they equal."""
+        return frozenset(layer.name for layer in self.layers
+                         if layer.class_name == "Conv2DTranspose" and _equals_conv(layer.options))
+
     def describe(self) -> str:
         """Short architecture note for the ONNX metadata: the model's name and its layer counts."""
         counts: dict[str, int] = {}
         for layer in self.layers:
             counts[layer.class_name] = counts.get(layer.class_name, 0) + 1
         return f"{self.name}: " + ", ".join(f"{count} {kind}" for kind, count in counts.items())
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _plain(value):
+    """TF 2.2+ object-graph metadata writes tuples as {'class_name': '__tuple__', 'items': [...]}: make them lists."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "__tuple__" and "items" in value:
+            return [_plain(item) for item in value["items"]]
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _equals_conv(options: Mapping) -> bool:
+    """Whether a Conv2DTranspose equals a Conv2D with its kernel flipped: stride 1, 'same' padding on an odd
+    effective kernel (so the padding is symmetric) and no output padding."""
+    kernel = [d * (k - 1) + 1 for d, k in zip(_pair(options.get("dilation_rate", 1)),
+                                                _pair(options.get("kernel_size", 1)), strict=True)]
+    return (set(_pair(options.get("strides", 1))) == {1} and options.get("padding") == "same"
+            and all(k % 2 for k in kernel) and not options.get("output_padding"))
 
 
 def _inbound(entry: dict, source: str) -> tuple[str, ...]:
@@ -109,6 +144,7 @@ def _channels(layer: LayerSpec, source: str) -> int:
 
 def parse_config(document: dict, source: str) -> KerasGraph:
     """The layer graph of a Keras 2 `Model`/`Functional` or `Sequential` config (as `to_json` writes it)."""
+    document = _plain(document)
     kind, config = document.get("class_name"), document.get("config")
     if kind == "Sequential":
         entries = config.get("layers", []) if isinstance(config, dict) else config
@@ -154,6 +190,17 @@ def _options(layer: LayerSpec, source: str) -> dict:
     return options
 
 
+def _layer(keras, layer: LayerSpec, flipped: bool, source: str):
+    options = _options(layer, source)
+    if flipped:
+        options.pop("output_padding", None)
+        return keras.layers.Conv2D(name=layer.name, **options)
+    if layer.class_name == "Conv2DTranspose" and set(_pair(options.get("dilation_rate", 1))) != {1}:
+        raise ExportError(f"{source}: layer '{layer.name}' is a dilated Conv2DTranspose that TensorFlow cannot run "
+                          "on CPU and that is not a stride-1 'same'-padded odd-sized one verifier rewrites as a Conv2D")
+    return getattr(keras.layers, layer.class_name)(name=layer.name, **options)
+
+
 def build_model(keras, graph: KerasGraph, source: str):
     """A Keras 3 functional model equal to the config's, built only from whitelisted layers."""
     tensors = {}
@@ -169,7 +216,7 @@ def build_model(keras, graph: KerasGraph, source: str):
         missing = [name for name in layer.inputs if name not in tensors]
         if missing or not layer.inputs:
             raise ExportError(f"{source}: layer '{layer.name}' reads {missing or 'nothing'}, not an earlier layer")
-        built = getattr(keras.layers, layer.class_name)(name=layer.name, **_options(layer, source))
+        built = _layer(keras, layer, layer.name in graph.flipped(), source)
         arguments = [tensors[name] for name in layer.inputs]
         tensors[layer.name] = built(arguments if len(arguments) > 1 else arguments[0])
     if graph.output not in tensors:
@@ -182,13 +229,14 @@ def short_weight_name(name: str) -> str:
     return name.rsplit("/", 1)[-1].split(":", 1)[0]
 
 
-def fill_weights(model, weights: Mapping[str, Mapping[str, np.ndarray]], source: str) -> None:
+def fill_weights(model, graph: KerasGraph, weights: Mapping[str, Mapping[str, np.ndarray]], source: str) -> None:
     """Set every layer's variables from `weights` (layer name -> variable name -> array).
 
     Names, not file order, decide what goes where, and every array must fit: the first layer that
-    lacks a variable or whose array has another shape is named, with both shapes.
+    lacks a variable or whose array has another shape is named, with both shapes (as the config
+    declares them).
     """
-    used = set()
+    flipped, used = graph.flipped(), set()
     for layer in model.layers:
         if not layer.weights:
             continue
@@ -200,9 +248,14 @@ def fill_weights(model, weights: Mapping[str, Mapping[str, np.ndarray]], source:
             if array is None:
                 raise ExportError(f"{source}: no '{key}' weights for layer '{layer.name}' (the file has "
                                   f"{sorted(stored) or 'none'})")
-            if tuple(array.shape) != tuple(variable.shape):
+            expected = list(variable.shape)
+            if layer.name in flipped and key == "kernel":
+                expected[2:] = expected[3], expected[2]  # a Conv2DTranspose kernel is (h, w, out, in)
+            if list(array.shape) != expected:
                 raise ExportError(f"{source}: weights do not fit the architecture: layer '{layer.name}' "
-                                  f"{key} is {list(array.shape)} in the file but {list(variable.shape)} in the config")
+                                  f"{key} is {list(array.shape)} in the file but {expected} in the config")
+            if layer.name in flipped and key == "kernel":
+                array = array[::-1, ::-1].transpose(0, 1, 3, 2)
             arrays.append(array)
         layer.set_weights(arrays)
         used.add(layer.name)

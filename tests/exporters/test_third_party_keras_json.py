@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from third_party import export_checked, noisy, psnr, scene, third_party
+from third_party import export_checked, noisy, photo, psnr, scene, third_party
 
 from exporters import ExportError, ExportRequest, export
 
@@ -33,10 +33,9 @@ def test_dncnn_h5_finds_its_json_and_denoises(tmp_path: Path):
 
 @pytest.mark.parametrize("box", [5, 7])
 def test_deblur_json_finds_its_h5_and_sharpens(tmp_path: Path, box: int):
-    data = pytest.importorskip("skimage.data")
     ndimage = pytest.importorskip("scipy.ndimage")
     _, model = export_checked("SpoorthyBhat_Image_deblurring/model.json", tmp_path)
-    clean = data.astronaut()[100:196, 180:276].astype(np.float32).transpose(2, 0, 1)[None]
+    clean = photo(3, 96) * 255
     blurred = ndimage.uniform_filter(clean, (1, 1, box, box), mode="nearest")
     restored = np.clip(model.run(blurred), 0, 255)
     inner = (..., slice(8, -8), slice(8, -8))  # the model pads with zeros; judge the interior

@@ -34,6 +34,16 @@ def scene(channels: int, size: int) -> np.ndarray:
     return np.repeat(image[None, None], channels, 1).astype(np.float32)
 
 
+def photo(channels: int, size: int) -> np.ndarray:
+    """A crop of scikit-image's astronaut photograph, (1, channels, size, size) in [0, 1]: real texture for
+    blur and JPEG artefacts, which the smooth `scene` hardly shows.  Skips without scikit-image."""
+    data = pytest.importorskip("skimage.data")
+    color = pytest.importorskip("skimage.color")
+    image = data.astronaut()[100:100 + size, 180:180 + size] / 255.0
+    planes = image.transpose(2, 0, 1) if channels == 3 else color.rgb2gray(image)[None]
+    return planes[None].astype(np.float32)
+
+
 def export_checked(name: str, tmp_path: Path) -> tuple[ExportResult, Model]:
     """Export a third-party file, assert the exporter's own equivalence check passed, load the result."""
     out = tmp_path / "model.onnx"
