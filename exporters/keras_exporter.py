@@ -5,10 +5,10 @@ bytecode or custom objects run).  The architecture comes from, in this order:
 the file's own `model_config` (a full-model save), a JSON file of the same stem
 beside it (`model.json` + `model.h5`, as `to_json` + `save_weights` write them;
 either file may be named), or, for weights-only files, the layer names and
-shapes of an architecture we know.  Configs are rebuilt from whitelisted layers
-(exporters.keras_config), filled by layer name and converted with tf2onnx
-(explicit input signature, as Keras 3 needs).  Models are NHWC, which the
-recorded metadata says.
+shapes of an architecture we know (exporters.keras_layouts; ESPCN here).
+Configs are rebuilt from whitelisted layers (exporters.keras_config), filled by
+layer name and converted with tf2onnx (explicit input signature, as Keras 3
+needs).  Models are NHWC, which the recorded metadata says.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from exporters.base import (
     version,
 )
 from exporters.keras_config import KerasGraph, build_model, fill_weights, parse_config, short_weight_name
+from exporters.keras_layouts import known_config
 from verifier.errors import first_line
 
 _SUFFIXES = (".h5", ".hdf5")
@@ -183,13 +184,16 @@ class KerasExporter:
         keras = require("keras", self.extra)
         weights_file, config, origin = find_config(request.source)
         layers = read_h5_weights(weights_file)
-        if config is not None:
-            graph = parse_config(config, origin)
-            weights = {layer.name: dict(zip(layer.names, layer.arrays, strict=True)) for layer in layers}
-            model = rebuild(keras, graph, weights, origin, weights_file.name)
-            return convert_keras(model, graph.channels, request, target,
-                                 f"Keras config of {origin} ({graph.describe()})")
-        return self._known_architecture(keras, request, target, layers)
+        architecture = f"Keras config of {origin}"
+        if config is None and (known := known_config(request.source, layers, request.arch_kwargs)) is not None:
+            config, origin = known
+            architecture = origin
+        if config is None:
+            return self._known_architecture(keras, request, target, layers)
+        graph = parse_config(config, origin)
+        weights = {layer.name: dict(zip(layer.names, layer.arrays, strict=True)) for layer in layers}
+        model = rebuild(keras, graph, weights, origin, weights_file.name)
+        return convert_keras(model, graph.channels, request, target, f"{architecture} ({graph.describe()})")
 
     def _known_architecture(self, keras, request: ExportRequest, target: Path,
                             layers: list[KerasLayerWeights]) -> ExportResult:
