@@ -10,6 +10,7 @@ from pathlib import Path
 
 from exporters.base import Exporter, ExportError, ExportRequest, ExportResult, atomic_output
 from exporters.flax_exporter import FlaxExporter
+from exporters.keras_archive_exporter import KerasArchiveExporter
 from exporters.keras_exporter import KerasExporter
 from exporters.matlab_exporter import MatlabExporter
 from exporters.onnx_passthrough import OnnxExporter
@@ -19,11 +20,11 @@ from exporters.torch_exporter import TorchExporter
 
 EXPORTERS: dict[str, Exporter] = {
     exporter.name: exporter for exporter in (OnnxExporter(), TorchExporter(), KerasExporter(), TFLiteExporter(),
-                                            MatlabExporter(), FlaxExporter(), SavedModelExporter())
+                                            MatlabExporter(), FlaxExporter(), SavedModelExporter(),
+                                            KerasArchiveExporter())
 }
 #: Formats recognised by their files but not exported yet, with what they are.
-_PLANNED = {".keras": "Keras", ".pdparams": "PaddlePaddle",
-            ".pdiparams": "PaddlePaddle"}
+_PLANNED = {".pdparams": "PaddlePaddle", ".pdiparams": "PaddlePaddle"}
 
 
 def detect(path: Path) -> Exporter:

@@ -108,15 +108,34 @@ def _equals_conv(options: Mapping) -> bool:
             and all(k % 2 for k in kernel) and not options.get("output_padding"))
 
 
+def _history(value) -> list[str]:
+    """Layer names in a Keras 3 call's arguments: each input tensor carries its `keras_history`."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            return [str(value["config"]["keras_history"][0])]
+        return [name for item in value.values() for name in _history(item)]
+    if isinstance(value, list):
+        return [name for item in value for name in _history(item)]
+    return []
+
+
 def _inbound(entry: dict, source: str) -> tuple[str, ...]:
-    """Names of the layers a functional layer reads (Keras 2 format: one call, no keyword arguments)."""
+    """Names of the layers a functional layer reads: one call, no keyword arguments that matter.
+
+    Keras 2 writes a call as [[name, node, tensor, kwargs], ...], Keras 3 as {"args": [...], "kwargs": {...}}.
+    """
     nodes = entry.get("inbound_nodes", [])
     if not nodes:
         return ()
-    if len(nodes) != 1 or not isinstance(nodes[0], list):
-        raise ExportError(f"{source}: layer '{entry.get('name')}' is shared or in an unsupported config format")
+    if len(nodes) != 1:
+        raise ExportError(f"{source}: layer '{entry.get('name')}' is shared (called {len(nodes)} times)")
+    node = nodes[0]
+    if isinstance(node, dict):
+        if any(value not in (None, False) for value in (node.get("kwargs") or {}).values()):
+            raise ExportError(f"{source}: layer '{entry.get('name')}' is called with arguments {node['kwargs']}")
+        return tuple(_history(node.get("args", [])))
     names = []
-    for item in nodes[0]:
+    for item in node if isinstance(node, list) else [node]:
         if not (isinstance(item, list) and len(item) >= 3 and item[1:3] == [0, 0] and not (item[3:] and item[3])):
             raise ExportError(f"{source}: layer '{entry.get('name')}' has an unsupported input {item!r}")
         names.append(str(item[0]))
@@ -125,11 +144,16 @@ def _inbound(entry: dict, source: str) -> tuple[str, ...]:
 
 def _spec(entry: dict, inputs: tuple[str, ...], source: str) -> LayerSpec:
     config = entry.get("config") or {}
+    if entry.get("registered_name"):  # a Keras 3 custom class, whatever its class_name says
+        raise ExportError(f"{source}: layer '{config.get('name')}' is a custom {entry['registered_name']}, "
+                          "which verifier does not rebuild (it may run code)")
     name = str(config.get("name", entry.get("name", "?")))
     return LayerSpec(name=name, class_name=str(entry.get("class_name")), options=config, inputs=inputs)
 
 
 def _single(endpoints: list, what: str, source: str) -> str:
+    if endpoints and isinstance(endpoints[0], str):  # Keras 3 writes a single endpoint unwrapped
+        endpoints = [endpoints]
     if len(endpoints) != 1:
         raise ExportError(f"{source}: models with {len(endpoints)} {what}s are not supported (one image in, one out)")
     return str(endpoints[0][0])
