@@ -1,5 +1,6 @@
 """Keras model configs (a model.json, a full-model .h5's `model_config`, a SavedModel's object
-graph) rebuilt from a whitelist of plain layers, never by Keras deserialisation.
+graph, a .keras archive's config.json) rebuilt from a whitelist of plain layers, never by Keras
+deserialisation.
 
 `keras.models.model_from_json` would run whatever the config names: a Lambda layer carries
 marshalled Python bytecode, a custom class imports user code.  Here the config is only read as
@@ -10,9 +11,8 @@ Spatial sizes are left free, which such layers allow, so the rebuilt model takes
 
 One rewrite: a Conv2DTranspose with stride 1, 'same' padding and an odd (dilated) kernel is built
 as the Conv2D it equals (kernel flipped spatially, input and output channels swapped when the
-weights are filled).  TensorFlow has no CPU kernel for dilated transposed convolutions, and
-tf2onnx's conversion of Keras 3's dynamically shaped transposed convolution on one-channel
-images depends on the Python hash seed (a wrong output rank in some processes).
+weights are filled): TensorFlow has no CPU kernel for dilated transposed convolutions, and the
+Conv2D converts to a plain ONNX Conv instead of a transposed one with a computed output shape.
 """
 
 from __future__ import annotations
@@ -167,7 +167,8 @@ def _channels(layer: LayerSpec, source: str) -> int:
 
 
 def parse_config(document: dict, source: str) -> KerasGraph:
-    """The layer graph of a Keras 2 `Model`/`Functional` or `Sequential` config (as `to_json` writes it)."""
+    """The layer graph of a `Model`/`Functional` or `Sequential` config, as Keras 2 (`to_json`, a SavedModel's
+    metadata) or Keras 3 (.keras) writes it."""
     document = _plain(document)
     kind, config = document.get("class_name"), document.get("config")
     if kind == "Sequential":
