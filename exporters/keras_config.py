@@ -17,6 +17,7 @@ Conv2D converts to a plain ONNX Conv instead of a transposed one with a computed
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -47,6 +48,13 @@ _LAYERS: dict[str, tuple[str, ...]] = {
 #: Activations Keras resolves by name to its own built-in functions.
 _ACTIVATIONS = {"linear", "relu", "relu6", "sigmoid", "hard_sigmoid", "tanh", "elu", "selu", "softplus", "softsign",
                 "swish", "silu", "gelu"}
+#: Lambda layers recognised by the sha256 of their marshalled bytecode (the base64 text Keras writes), decoded
+#: by hand and never unmarshalled here, with the depth_to_space block size each computes; they are rebuilt
+#: from our own code.  Any other Lambda is refused.
+_KNOWN_LAMBDAS = {
+    # vinayak19th/ARCNN-keras SARCNN_v2 (train_SARCNN.py, Python 3.7): lambda x: tf.nn.depth_to_space(x, 2)
+    "2f7486bfbb7067d93f8796f3443d5e63ec32f8d742dffccd983bcbf8574561a8": 2,
+}
 #: Keras 2 spellings of options Keras 3 renamed.
 _RENAMED = {"alpha": "negative_slope"}
 
@@ -215,7 +223,21 @@ def _options(layer: LayerSpec, source: str) -> dict:
     return options
 
 
+def _known_lambda(layer: LayerSpec) -> int | None:
+    """The depth_to_space block size of a Lambda whose bytecode is in _KNOWN_LAMBDAS, else None."""
+    function = layer.options.get("function")
+    if layer.options.get("function_type") != "lambda" or layer.options.get("arguments") or not (
+            isinstance(function, list) and function and isinstance(function[0], str)):
+        return None
+    return _KNOWN_LAMBDAS.get(hashlib.sha256(function[0].encode()).hexdigest())
+
+
 def _layer(keras, layer: LayerSpec, flipped: bool, source: str):
+    if layer.class_name == "Lambda":
+        import tensorflow as tf
+
+        block = _known_lambda(layer)
+        return keras.layers.Lambda(lambda t: tf.nn.depth_to_space(t, block), name=layer.name)
     options = _options(layer, source)
     if flipped:
         options.pop("output_padding", None)
@@ -235,7 +257,7 @@ def build_model(keras, graph: KerasGraph, source: str):
                 raise ExportError(f"{source}: models with several inputs are not supported ('{layer.name}')")
             tensors[layer.name] = keras.Input((None, None, graph.channels), name=layer.name)
             continue
-        if layer.class_name not in _LAYERS:
+        if layer.class_name not in _LAYERS and not (layer.class_name == "Lambda" and _known_lambda(layer)):
             raise ExportError(f"{source}: layer '{layer.name}' is a {layer.class_name}, which verifier does not "
                               f"rebuild (it may run code); supported: {', '.join(sorted(_LAYERS))}")
         missing = [name for name in layer.inputs if name not in tensors]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from third_party import export_checked, noisy, photo, psnr, scene, third_party
+from third_party import downscaled, export_checked, jpeg, noisy, photo, psnr, scene
 
 from exporters import ExportError, ExportRequest, export
 
@@ -42,11 +42,17 @@ def test_deblur_json_finds_its_h5_and_sharpens(tmp_path: Path, box: int):
     assert psnr(restored[inner] / 255, clean[inner] / 255) > psnr(blurred[inner] / 255, clean[inner] / 255) + 0.5
 
 
-def test_lambda_in_a_real_model_config_is_refused(tmp_path: Path):
-    out = tmp_path / "arcnn.onnx"
-    with pytest.raises(ExportError, match="layer 'lambda' is a Lambda"):
-        export(ExportRequest(source=third_party("vinayak19th_ARCNN-keras/jp20_weights-050-0.7765.hdf5"), output=out))
-    assert not out.exists()
+def test_full_model_h5_with_a_known_lambda_upscales_jpegs(tmp_path: Path):
+    """SARCNN_v2 (vinayak19th, jp20): its own model_config, one Lambda whose bytecode is the known
+    depth_to_space(x, 2); an x2 model for JPEG-compressed luminance, so it must beat bicubic there."""
+    ndimage = pytest.importorskip("scipy.ndimage")
+    result, model = export_checked("vinayak19th_ARCNN-keras/jp20_weights-050-0.7765.hdf5", tmp_path)
+    assert "model_config" in result.architecture and "1 Lambda" in result.architecture
+    assert (model.io.channels, model.io.scale) == (1, 2)
+    clean = photo(1, 96)
+    compressed = jpeg(downscaled(clean, 2)[0], 10)
+    bicubic = np.clip(ndimage.zoom(compressed, (1, 1, 2, 2), order=3), 0, 1)
+    assert psnr(np.clip(model.run(compressed), 0, 1), clean) > psnr(bicubic, clean) + 0.3
 
 
 def _conv(name: str, filters: int, first: bool = False) -> dict:

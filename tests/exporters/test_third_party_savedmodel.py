@@ -9,18 +9,16 @@ data, never done by the exporter).  ARCNN works on luminance in [0, 1] and must 
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
-from third_party import export_checked, photo, psnr, third_party
+from third_party import export_checked, jpeg, photo, psnr, third_party
 
 from exporters import ExportError, ExportRequest, detect, export
 
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
-Image = pytest.importorskip("PIL.Image")
 FOLDER = "vinayak19th_ARCNN-keras"
 # folder -> least PSNR gain (dB) on a quality-10 JPEG: the dilated model, trained for SSIM, gains less.
 MODELS = {"Model_50epoch": 1.0, "Model_20epoch": 1.0, "Model2_dialted_epoch": 0.3}
@@ -35,13 +33,6 @@ def _serving_output(folder: Path, image: np.ndarray) -> np.ndarray:
         return session.run(sink.name, {source.name: image})
 
 
-def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    """(1, 1, H, W) in [0, 1] through an in-memory JPEG of that quality."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.round(image[0, 0] * 255).astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
-    return (np.asarray(Image.open(buffer), dtype=np.float32) / 255)[None, None]
-
-
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_savedmodel_export_matches_tensorflow_and_removes_artefacts(tmp_path: Path, name: str):
     result, model = export_checked(f"{FOLDER}/{name}", tmp_path)
@@ -52,7 +43,7 @@ def test_savedmodel_export_matches_tensorflow_and_removes_artefacts(tmp_path: Pa
     exported = model.run(probe.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1)
     assert np.abs(exported - native).max() <= 1e-4 * np.abs(native).max()
     clean = photo(1, 96)
-    compressed = _jpeg(clean, 10)
+    compressed = jpeg(clean, 10)
     assert psnr(np.clip(model.run(compressed), 0, 1), clean) > psnr(compressed, clean) + MODELS[name]
 
 

@@ -3,6 +3,7 @@ scene, its noisy and downscaled versions, PSNR."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,14 @@ def photo(channels: int, size: int) -> np.ndarray:
     image = data.astronaut()[100:100 + size, 180:180 + size] / 255.0
     planes = image.transpose(2, 0, 1) if channels == 3 else color.rgb2gray(image)[None]
     return planes[None].astype(np.float32)
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """A (1, 1, H, W) image in [0, 1] after an in-memory JPEG round trip at that quality (Pillow)."""
+    image_module = pytest.importorskip("PIL.Image")
+    buffer = io.BytesIO()
+    image_module.fromarray(np.round(image[0, 0] * 255).astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
+    return (np.asarray(image_module.open(buffer), dtype=np.float32) / 255)[None, None]
 
 
 def export_checked(name: str, tmp_path: Path) -> tuple[ExportResult, Model]:
