@@ -136,11 +136,10 @@ def find_config(source: Path) -> tuple[Path, dict | None, str]:
     return source, (_read_json(described) if described else None), (described.name if described else "")
 
 
-def convert_keras(keras_model, channels: int, request: ExportRequest, target: Path, architecture: str,
-                  **fields) -> ExportResult:
+def convert_keras(keras_model, channels: int, request: ExportRequest, target: Path, architecture: str) -> ExportResult:
     """tf2onnx-convert a filled Keras model into `target`, check it against Keras on a seeded input, finish.
 
-    Shared by every Keras-based exporter; `fields` overrides the recorded framework (e.g. a SavedModel's).
+    Shared by every Keras-based exporter (HDF5, JSON, SavedModel, .keras).
     """
     tf = require("tensorflow", "tensorflow")
     tf2onnx = require("tf2onnx", "tensorflow")
@@ -154,13 +153,13 @@ def convert_keras(keras_model, channels: int, request: ExportRequest, target: Pa
     with quiet_framework():
         spec = (tf.TensorSpec((None, None, None, channels), tf.float32, name="image"),)
         proto, _ = tf2onnx.convert.from_keras(keras_model, input_signature=spec, opset=_OPSET, optimizers=optimizers)
-        example = np.random.default_rng(0).random((1, _CHECK_SIZE, _CHECK_SIZE, channels), dtype=np.float32)
+        height, width = request.input_shape[1:] if request.input_shape else (_CHECK_SIZE, _CHECK_SIZE)
+        example = np.random.default_rng(0).random((1, height, width, channels), dtype=np.float32)
         native = keras_model(example, training=False).numpy()
     onnx.save(proto, str(target))
-    return finish_export(target, request, native, example, **{
-        "framework": "tensorflow", "framework_version": tf.__version__,
-        "exporter": "tf2onnx.convert.from_keras", "exporter_version": version("tf2onnx"), "layout": "NHWC",
-        "value_range": (0.0, 1.0), "architecture": architecture, **fields})
+    return finish_export(target, request, native, example, framework="tensorflow", framework_version=tf.__version__,
+                         exporter="tf2onnx.convert.from_keras", exporter_version=version("tf2onnx"), layout="NHWC",
+                         value_range=(0.0, 1.0), architecture=architecture)
 
 
 def rebuild(keras, graph: KerasGraph, weights: dict, config_source: str, weights_source: str):

@@ -17,6 +17,7 @@ Keras model.  Either the SavedModel folder or its saved_model.pb may be named.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from exporters.base import ExportError, ExportRequest, ExportResult, require
@@ -100,4 +101,6 @@ class SavedModelExporter:
         origin = f"{folder.name}/{_GRAPH_FILE}"
         graph = parse_config(config, origin)
         model = rebuild(keras, graph, weights, origin, f"{folder.name}/variables")
-        return convert_keras(model, graph.channels, request, target, f"Keras config of {origin} ({graph.describe()})")
+        # the recorded digest covers the whole folder (graph and variables), whichever of the two was named
+        return convert_keras(model, graph.channels, replace(request, source=folder), target,
+                             f"Keras config of {origin} ({graph.describe()})")

@@ -48,8 +48,12 @@ def test_savedmodel_export_matches_tensorflow_and_removes_artefacts(tmp_path: Pa
 
 
 def test_saved_model_pb_names_its_folder(tmp_path: Path):
+    """Either may be named; the recorded digest covers the whole folder (variables included) both ways."""
     source = third_party(f"{FOLDER}/Model_50epoch/saved_model.pb")
     assert detect(source).name == detect(source.parent).name == "savedmodel"
+    digests = {export(ExportRequest(source=path, output=tmp_path / "o.onnx", check=False)).source_sha256
+               for path in (source, source.parent)}
+    assert len(digests) == 1
 
 
 def test_corrupt_saved_model(tmp_path: Path):
