@@ -10,19 +10,20 @@ from pathlib import Path
 
 from exporters.base import Exporter, ExportError, ExportRequest, ExportResult, atomic_output
 from exporters.flax_exporter import FlaxExporter
+from exporters.keras_archive_exporter import KerasArchiveExporter
 from exporters.keras_exporter import KerasExporter
 from exporters.matlab_exporter import MatlabExporter
 from exporters.onnx_passthrough import OnnxExporter
 from exporters.paddle_exporter import PaddleExporter
+from exporters.savedmodel_exporter import SavedModelExporter
 from exporters.tflite_exporter import TFLiteExporter
 from exporters.torch_exporter import TorchExporter
 
 EXPORTERS: dict[str, Exporter] = {
     exporter.name: exporter for exporter in (OnnxExporter(), TorchExporter(), KerasExporter(), TFLiteExporter(),
-                                            MatlabExporter(), FlaxExporter(), PaddleExporter())
+                                            MatlabExporter(), FlaxExporter(), PaddleExporter(), SavedModelExporter(),
+                                            KerasArchiveExporter())
 }
-#: Formats recognised by their files but not exported yet, with what they are.
-_PLANNED = {".keras": "Keras"}
 
 
 def detect(path: Path) -> Exporter:
@@ -30,15 +31,13 @@ def detect(path: Path) -> Exporter:
     for exporter in EXPORTERS.values():
         if exporter.accepts(path):
             return exporter
-    if path.suffix.lower() in _PLANNED:
-        raise ExportError(f"{_PLANNED[path.suffix.lower()]} files ({path.suffix}) have no exporter yet: {path}")
     raise ExportError(f"unknown model format '{path.suffix or path.name}': {path}; "
                       f"known: {', '.join(sorted(EXPORTERS))} (choose with --framework)")
 
 
 def recognised(path: Path) -> bool:
-    """Whether a file looks like a model of a known format (exported or planned), e.g. in a folder scan."""
-    return any(exporter.accepts(path) for exporter in EXPORTERS.values()) or path.suffix.lower() in _PLANNED
+    """Whether a file looks like a model of a known format, e.g. in a folder scan."""
+    return any(exporter.accepts(path) for exporter in EXPORTERS.values())
 
 
 def export(request: ExportRequest, framework: str | None = None) -> ExportResult:

@@ -214,6 +214,20 @@ def check_equivalence(onnx_path: Path, native_output, onnx_input) -> tuple[float
     return abs_error, rel_error
 
 
+def source_digest(path: Path) -> str:
+    """sha256 of the source file; for a folder (a SavedModel), of its files' relative paths and digests,
+    in sorted order, so that any changed, added or removed file changes it."""
+    import hashlib
+
+    from verifier.onnx_file import sha256_file
+
+    if not path.is_dir():
+        return sha256_file(path)
+    listing = "".join(f"{item.relative_to(path).as_posix()}\0{sha256_file(item)}\n"
+                      for item in sorted(path.rglob("*")) if item.is_file())
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
 def finish_export(target: Path, request: ExportRequest, native_output, onnx_input, **fields) -> ExportResult:
     """The common end of every framework exporter, once the ONNX file is at `target`.
 
@@ -221,10 +235,8 @@ def finish_export(target: Path, request: ExportRequest, native_output, onnx_inpu
     file; `fields` are the ExportResult fields the exporter knows (framework, exporter,
     versions, layout, range, architecture).
     """
-    from verifier.onnx_file import sha256_file
-
     errors = check_equivalence(target, native_output, onnx_input) if request.check else (None, None)
-    result = ExportResult(output=str(request.output), source_sha256=sha256_file(request.source),
+    result = ExportResult(output=str(request.output), source_sha256=source_digest(request.source),
                           max_abs_error=errors[0], max_rel_error=errors[1], **fields)
     model = onnx.load(str(target))
     write_metadata(model, result)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from third_party import downscaled, export_checked, psnr, scene, third_party
+from third_party import downscaled, export_checked, photo, psnr, scene, third_party
 
 from exporters import ExportError, ExportRequest, export
 
@@ -36,6 +36,29 @@ def test_keras_weights_export(tmp_path: Path, name: str):
         clean = scene(3, SIZE)
         small, nearest = downscaled(clean, model.io.scale)
         assert psnr(np.clip(model.run(small), 0, 1), clean) > psnr(nearest, clean)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_fsrcnn_weights_export_and_beat_bicubic(tmp_path: Path, scale: int):
+    """Nhat-Thanh's FSRCNN works on YCbCr in [0, 1]; judged on luminance against bicubic upscaling."""
+    color = pytest.importorskip("skimage.color")
+    ndimage = pytest.importorskip("scipy.ndimage")
+    result, model = export_checked(f"Nhat-Thanh_FSRCNN-TF/FSRCNN-x{scale}.h5", tmp_path)
+    assert f"FSRCNN x{scale}" in result.architecture and model.io.scale == scale
+    clean = (color.rgb2ycbcr(photo(3, 96)[0].transpose(1, 2, 0)) / 255).transpose(2, 0, 1)[None].astype(np.float32)
+    small, _ = downscaled(clean, scale)
+    bicubic = np.clip(ndimage.zoom(small, (1, 1, scale, scale), order=3), 0, 1)
+    assert psnr(model.run(small)[:, 0], clean[:, 0]) > psnr(bicubic[:, 0], clean[:, 0]) + 0.5
+
+
+def test_fsrcnn_scale_from_arch_kwargs_or_refused(tmp_path: Path):
+    """The weights do not record the factor: without 'xN' in the name it must be given."""
+    renamed = tmp_path / "fsrcnn.h5"
+    renamed.symlink_to(third_party("Nhat-Thanh_FSRCNN-TF/FSRCNN-x3.h5"))
+    with pytest.raises(ExportError, match="do not record the upscaling factor"):
+        export(ExportRequest(source=renamed, output=tmp_path / "o.onnx"))
+    result = export(ExportRequest(source=renamed, output=tmp_path / "o.onnx", arch_kwargs={"scale": 3}, check=False))
+    assert "FSRCNN x3" in result.architecture
 
 
 def test_unknown_variant_is_refused_not_guessed(tmp_path: Path):

@@ -3,6 +3,7 @@ scene, its noisy and downscaled versions, PSNR."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,24 @@ def scene(channels: int, size: int) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size] / size
     image = 0.5 + 0.3 * np.sin(6 * xx) * np.cos(4 * yy) + 0.15 * (xx > 0.5)
     return np.repeat(image[None, None], channels, 1).astype(np.float32)
+
+
+def photo(channels: int, size: int) -> np.ndarray:
+    """A crop of scikit-image's astronaut photograph, (1, channels, size, size) in [0, 1]: real texture for
+    blur and JPEG artefacts, which the smooth `scene` hardly shows.  Skips without scikit-image."""
+    data = pytest.importorskip("skimage.data")
+    color = pytest.importorskip("skimage.color")
+    image = data.astronaut()[100:100 + size, 180:180 + size] / 255.0
+    planes = image.transpose(2, 0, 1) if channels == 3 else color.rgb2gray(image)[None]
+    return planes[None].astype(np.float32)
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """A (1, 1, H, W) image in [0, 1] after an in-memory JPEG round trip at that quality (Pillow)."""
+    image_module = pytest.importorskip("PIL.Image")
+    buffer = io.BytesIO()
+    image_module.fromarray(np.round(image[0, 0] * 255).astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
+    return (np.asarray(image_module.open(buffer), dtype=np.float32) / 255)[None, None]
 
 
 def export_checked(name: str, tmp_path: Path, **options) -> tuple[ExportResult, Model]:
