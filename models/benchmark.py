@@ -85,7 +85,14 @@ def _io(entry: dict) -> tuple:
 def _same_architecture_pool(owner: dict, entries: list[dict]) -> list[dict]:
     """The source's independently trained models of its own architecture."""
     return [e for e in entries if e["source"] == owner["source"] and e["relation"] in ("independent", "reference")
-            and e["architecture"] == owner["architecture"]]
+            and e["architecture"] == owner["architecture"] and e["parent"] is None]
+
+
+def _negative_family(suspect: dict, owner: dict) -> str:
+    """'independent (same|other architecture[, quantize|rewrite])' for the summary's negative rows."""
+    kind = "same" if suspect["architecture"] == owner["architecture"] else "other"
+    attacked = f", {suspect['attack']}" if suspect["parent"] else ""
+    return f"independent ({kind} architecture{attacked})"
 
 
 def _folds(pool: list[dict]) -> list[tuple[dict | None, list[dict]]]:
@@ -132,7 +139,9 @@ def run(recipes: list[str], methods: list[str], reference_steps: int, sources: l
                           f"threshold {calibration.threshold:.3f}", flush=True)
                     skip = {e["id"] for e in same_arch} | {owner_entry["id"]}
                     for suspect_entry in entries:
-                        if suspect_entry["id"] in skip or _io(suspect_entry) != _io(owner_entry):
+                        # A calibration model's own compressed copies would be explained away by it: not scored.
+                        if {suspect_entry["id"], suspect_entry["parent"]} & skip or _io(suspect_entry) != _io(
+                                owner_entry):
                             continue
                         positive = (suspect_entry["relation"] == "derived"
                                     and suspect_entry["source"] == owner_entry["source"])
@@ -141,9 +150,8 @@ def run(recipes: list[str], methods: list[str], reference_steps: int, sources: l
                         started = time.perf_counter()
                         value = score(fingerprint, _model(ZOO / suspect_entry["file"]))
                         timings[label]["verify"].append(time.perf_counter() - started)
-                        family = suspect_entry["attack"] if positive else (
-                            "independent (same architecture)" if suspect_entry["architecture"] ==
-                            owner_entry["architecture"] else "independent (other architecture)")
+                        family = suspect_entry["attack"] if positive else _negative_family(suspect_entry,
+                                                                                            owner_entry)
                         rows.append({"setting": label, "owner": owner_entry["source"],
                                      "fold": held["id"] if held else None, "suspect": suspect_entry["id"],
                                      "positive": positive, "family": family, "score": value,
@@ -209,7 +217,7 @@ def per_attack(results: dict) -> str:
     """Markdown: for each setting and attack (the suspect's file name), derived verdicts / pairs."""
     counts: dict[tuple[str, str], list[bool]] = defaultdict(list)
     for row in results["rows"]:
-        name = row["suspect"].split("/", 1)[1] if row["positive"] else "(independent)"
+        name = row["suspect"].split("/", 1)[1] if row["positive"] else f"({row['family']})"
         counts[row["setting"], name].append(row["derived"])
     out = ["| setting | attack | called derived / pairs |", "|---|---|---|"]
     out += [f"| {setting} | {name} | {sum(v)}/{len(v)} |" for (setting, name), v in sorted(counts.items())]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -28,10 +29,12 @@ import torch
 
 from models import attacks
 from models.torch_archs import EDSR, ESPCN, FSRCNN, RCAN, DnCNN, UNet, WindowTransformer
-from models.training import Task, export_onnx, psnr, train
+from models.training import Task, baseline_psnr, export_onnx, psnr, train
 
 ZOO = Path(__file__).parent / "zoo"
 MANIFEST = ZOO / "manifest.json"
+#: Independent models below this size (bytes) also get fp16 and range-wrapper variants.
+SMALL = 1_000_000
 
 ARCHITECTURES: dict[str, Callable[..., torch.nn.Module]] = {
     "DnCNN": DnCNN, "FSRCNN": FSRCNN, "ESPCN": ESPCN, "EDSR": EDSR, "RCAN": RCAN,
@@ -110,6 +113,7 @@ class Entry:
     parent: str | None = None
     file: str = ""
     psnr: float = float("nan")
+    baseline_psnr: float = float("nan")  # the degraded input's (bicubic for SR): what the model must beat
     sha256: str = ""
 
 
@@ -124,6 +128,11 @@ def _onnx_psnr(path: Path, task: Task) -> float:
 
     model = load_model(path, threads=2)
     return psnr(lambda x: torch.from_numpy(model.run(x.numpy())), task)
+
+
+@functools.cache
+def _baseline(task: Task) -> float:
+    return round(baseline_psnr(task), 3)
 
 
 def _sha256(path: Path) -> str:
@@ -146,14 +155,26 @@ class Builder:
     def record(self, entry: Entry, path: Path, task: Task) -> None:
         entry.file = str(path.relative_to(ZOO))
         entry.psnr = round(_onnx_psnr(path, task), 3)
+        entry.baseline_psnr = _baseline(task)
         entry.sha256 = _sha256(path)
         self.entries[entry.id] = entry.__dict__
+        self.write()
+        self.count += 1
+        print(f"[{self.count}] {entry.id}: {entry.relation} {entry.attack} {entry.params} -> {entry.psnr:.2f} dB "
+              f"(input {entry.baseline_psnr:.2f} dB)", flush=True)
+
+    def write(self) -> None:
+        """Rewrite the manifest atomically (after every entry, so an interrupted build resumes)."""
         temporary = MANIFEST.with_suffix(".tmp")
         temporary.write_text(json.dumps({"schema": 1, "models": list(self.entries.values())}, indent=1))
         os.replace(temporary, MANIFEST)
-        self.count += 1
-        print(f"[{self.count}] {entry.id}: {entry.relation} {entry.attack} {entry.params} -> {entry.psnr:.2f} dB",
-              flush=True)
+
+    def add_baselines(self) -> None:
+        """Entries recorded before the manifest had `baseline_psnr` get it (computed from the task alone)."""
+        for entry in self.entries.values():
+            if "baseline_psnr" not in entry:
+                entry["baseline_psnr"] = _baseline(Task(**entry["task"]))
+        self.write()
 
 
 def build_source(source: Source, builder: Builder) -> None:
@@ -189,13 +210,18 @@ def build_source(source: Source, builder: Builder) -> None:
         builder.record(Entry(entry_id, relation="derived", attack=name.split("_")[0], params=params,
                              architecture=arch, parent=f"{source.id}/source", **common), path, task)
 
-    def graph_attack(name: str, params: dict, make: Callable[[Path, Path], Path]) -> None:
+    def graph_attack(name: str, params: dict, make: Callable[[Path, Path], Path], parent: str = "source") -> None:
+        """An ONNX-level attack on the source (a derived suspect) or on an independent model (still independent:
+        a vendor may compress a model of its own)."""
         entry_id = f"{source.id}/{name}"
         if builder.done(entry_id) or name in source.skip:
             return
-        path = make(owner_path, folder / f"{name}.onnx")
-        builder.record(Entry(entry_id, relation="derived", attack=name.split("_")[0], params=params,
-                             architecture=source.arch, parent=f"{source.id}/source", **common), path, task)
+        parent_entry = builder.entries[f"{source.id}/{parent}"]
+        relation = "derived" if parent == "source" else "independent"
+        path = make(ZOO / parent_entry["file"], folder / f"{name}.onnx")
+        builder.record(Entry(entry_id, relation=relation, attack=name.removeprefix(f"{parent}_").split("_")[0],
+                             params=params, architecture=parent_entry["architecture"],
+                             parent=parent_entry["id"], **common), path, task)
 
     lr = 2e-4
     weight_attack("finetune_same", {"images": "a", "steps": short, "lr": lr},
@@ -219,11 +245,16 @@ def build_source(source: Source, builder: Builder) -> None:
                                 source.seed + 104, teacher=owner), arch=student_arch)
     if any(isinstance(m, torch.nn.BatchNorm2d) for m in owner.modules()):
         weight_attack("rewrite_unfoldedbn", {"graph": "BatchNormalization kept"}, lambda: owner, fold=False)
-    graph_attack("quantize_int8", {"format": "QDQ", "weights": "int8 per channel", "activations": "uint8"},
-                 lambda a, b: attacks.quantize_int8(a, b, task, source.seed))
-    graph_attack("quantize_fp16", {"dtype": "float16"}, attacks.to_fp16)
+    int8 = {"format": "QDQ", "weights": "int8 per channel", "activations": "uint8"}
+    fp16, range255 = {"dtype": "float16"}, {"value_range": [0, 255]}
+
+    def quantize(a: Path, b: Path) -> Path:
+        return attacks.quantize_int8(a, b, task, source.seed)
+
+    graph_attack("quantize_int8", int8, quantize)
+    graph_attack("quantize_fp16", fp16, attacks.to_fp16)
     graph_attack("rewrite_ortbasic", {"optimizer": "onnxruntime ORT_ENABLE_BASIC"}, attacks.ort_optimized)
-    graph_attack("rewrite_range255", {"value_range": [0, 255]}, attacks.range_wrapper)
+    graph_attack("rewrite_range255", range255, attacks.range_wrapper)
 
     def independent(name: str, arch: str, kwargs: dict, images: str, seed: int, relation: str = "independent") -> None:
         entry_id = f"{source.id}/{name}"
@@ -239,6 +270,15 @@ def build_source(source: Source, builder: Builder) -> None:
     independent("indep_arch", *source.rival, "a", source.seed + 302)
     # Same architecture, trained independently as the owner would for calibration (see models.benchmark).
     independent("ref_seed", source.arch, source.kwargs, "a", source.seed + 303, relation="reference")
+    # The distillation student's architecture trained on the true images: separates "learnt the owner's
+    # function" from "has the student's architecture".
+    independent("indep_student", *source.student, "b", source.seed + 304)
+    # Independent models compressed or rewritten by their own vendor: negatives with the attacks' artefacts.
+    for name in ("indep_seed", "indep_data", "indep_arch", "indep_student"):
+        graph_attack(f"{name}_quantize_int8", int8, quantize, parent=name)
+        if (folder / f"{name}.onnx").stat().st_size < SMALL:  # the zoo's size budget (60 MB)
+            graph_attack(f"{name}_quantize_fp16", fp16, attacks.to_fp16, parent=name)
+            graph_attack(f"{name}_rewrite_range255", range255, attacks.range_wrapper, parent=name)
     print(f"{source.id}: {time.perf_counter() - started:.0f} s", flush=True)
 
 
@@ -254,6 +294,7 @@ def main() -> None:
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     np.random.seed(0)
     builder = Builder()
+    builder.add_baselines()
     for source in SOURCES:
         if args.only is None or source.id in args.only:
             build_source(source, builder)

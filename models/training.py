@@ -119,6 +119,13 @@ def psnr(net: Callable[[torch.Tensor], torch.Tensor], task: Task, seed: int = 0,
     return float(np.mean(values))
 
 
+def baseline_psnr(task: Task) -> float:
+    """PSNR of doing nothing (the degraded input; bicubic upscaling for SR): what a model must beat."""
+    if task.kind == "downsample":
+        return psnr(lambda x: F.interpolate(x, scale_factor=task.scale, mode="bicubic", align_corners=False), task)
+    return psnr(lambda x: x, task)
+
+
 def export_onnx(net: torch.nn.Module, channels: int, path: Path, fold: bool = True) -> Path:
     """Legacy torch export, opset 17, dynamic H/W; `fold=False` keeps BatchNormalization nodes."""
     torch.onnx.export(net.eval(), (torch.rand(1, channels, 32, 32),), str(path), dynamo=False, opset_version=17,

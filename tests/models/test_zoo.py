@@ -13,7 +13,7 @@ from verifier import load_model
 ZOO = Path(__file__).parents[2] / "models" / "zoo"
 MANIFEST = ZOO / "manifest.json"
 ENTRIES = json.loads(MANIFEST.read_text())["models"] if MANIFEST.exists() else []
-IDS = {entry["id"] for entry in ENTRIES}
+BY_ID = {entry["id"]: entry for entry in ENTRIES}
 
 
 def test_manifest_exists():
@@ -28,8 +28,15 @@ def test_entry(entry: dict):
     model = load_model(path)
     assert (model.io.channels, model.io.scale) == (entry["task"]["channels"], entry["task"]["scale"])
     assert entry["relation"] in ("source", "derived", "independent", "reference")
+    assert entry["psnr"] > 0 and entry["baseline_psnr"] > 0
     if entry["relation"] == "derived":
-        assert entry["parent"] in IDS
         assert entry["parent"] == f"{entry['source']}/source"
-    else:
-        assert entry["parent"] is None
+    elif entry["parent"] is not None:  # an independent model's own compressed copy stays independent
+        parent = BY_ID[entry["parent"]]
+        assert entry["relation"] == "independent"
+        assert (parent["relation"], parent["parent"], parent["source"]) == ("independent", None, entry["source"])
+
+
+def test_negatives_outnumber_positives():
+    relations = [entry["relation"] for entry in ENTRIES]
+    assert relations.count("independent") >= relations.count("derived")
