@@ -97,13 +97,8 @@ class KerasExporter:
         tf2onnx = require("tf2onnx", self.extra)
         keras = require("keras", self.extra)
         layers = read_h5_weights(request.source)
-        found = _espcn_scale(layers)
-        if found is None:
-            shapes = ", ".join(f"{layer.name}{[list(a.shape) for a in layer.arrays]}" for layer in layers[:4])
-            raise ExportError(f"{request.source}: Keras weights of an architecture verifier does not know ({shapes})")
-        channels, scale = found
         with quiet_framework():
-            model = build_espcn(keras, tf, channels, scale, layers[0].arrays[0].shape[3])
+            model, channels, architecture = _rebuild(keras, tf, layers, request.source)
             convs = [layer for layer in model.layers if layer.weights]
             for layer, weights in zip(convs, layers, strict=True):
                 layer.set_weights(list(weights.arrays))
@@ -118,5 +113,22 @@ class KerasExporter:
         return finish_export(
             target, request, native, example, framework="tensorflow", framework_version=tf.__version__,
             exporter="tf2onnx.convert.from_function", exporter_version=version("tf2onnx"), layout="NHWC",
-            value_range=(0.0, 1.0),
-            architecture=f"exporters.keras_exporter:build_espcn(channels={channels}, scale={scale})")
+            value_range=(0.0, 1.0), architecture=architecture)
+
+
+def _rebuild(keras, tf, layers: list[KerasLayerWeights], source: Path):
+    """(empty Keras model whose weighted layers match `layers` one to one, input channels, 'module:factory(...)')."""
+    found = _espcn_scale(layers)
+    if found is not None:
+        channels, scale = found
+        return (build_espcn(keras, tf, channels, scale, layers[0].arrays[0].shape[3]), channels,
+                f"exporters.keras_exporter:build_espcn(channels={channels}, scale={scale})")
+    from exporters.architectures import keras_nets
+
+    kwargs = keras_nets.dncnn_layout(layers)
+    if kwargs is not None:
+        arguments = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+        return (keras_nets.build_dncnn(**kwargs), kwargs["channels"],
+                f"exporters.architectures.keras_nets:build_dncnn({arguments})")
+    shapes = ", ".join(f"{layer.name}{[list(a.shape) for a in layer.arrays]}" for layer in layers[:4])
+    raise ExportError(f"{source}: Keras weights of an architecture verifier does not know ({shapes})")

@@ -31,8 +31,9 @@ def _indexed(shapes: Shapes, prefix: str) -> list[int]:
 
 
 def _dncnn(shapes: Shapes) -> Detected | None:
-    """SaoYan (dncnn.N, convs without bias, BN) and KAIR (model.N, convs with bias, no BN)."""
-    for prefix in ("dncnn", "model"):
+    """SaoYan (dncnn.N, convs without bias, BN), KAIR (model.N, convs with bias, no BN) and our own
+    :class:`.torch_nets.DnCNN` / zoo DnCNN (body.N, biased outer convs, optional BN)."""
+    for prefix in ("dncnn", "model", "body"):
         indices = _indexed(shapes, prefix)
         convs = [i for i in indices if len(shapes[f"{prefix}.{i}.weight"]) == 4]
         if len(convs) < 3 or set(shapes) - {k for k in shapes if k.startswith(prefix + ".")}:
