@@ -1,7 +1,10 @@
-"""Flax msgpack checkpoints -> ONNX (through our PyTorch rebuild).
+"""Flax msgpack checkpoints -> ONNX.
 
 `flax.serialization.msgpack_restore` reads msgpack with NumPy arrays as
-extension types: plain data, no pickle, no code.  The checkpoints we know are
+extension types: plain data, no pickle, no code.  Checkpoints of our own Flax
+DnCNN (:mod:`exporters.architectures.flax_nets`) are run in JAX and converted
+with jax2onnx, so the ONNX file is JAX's computation, checked against JAX's own
+output.  The other checkpoints we know are
 scico's DnCNN (lanl/scico-data: `params` + `batch_stats`; bias-free 3x3 convs
 with circular padding, BatchNorm eps 1e-5, ReLU, output = input - noise), which
 we rebuild as :class:`exporters.architectures.torch_nets.DnCNN` and export with
@@ -17,11 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from exporters.base import ExportError, ExportRequest, ExportResult, require
+from exporters.base import ExportError, ExportRequest, ExportResult, finish_export, quiet_framework, require, version
 from verifier.errors import first_line
 
 _SUFFIXES = {".msgpack", ".mpk"}
 _CHECK_SIZE = 32
+_JAX2ONNX_SPEC = ("N", "H", "W")  # symbolic batch, height and width; channels are fixed
+_OPSET = 21  # jax2onnx's default (23) is newer than onnxruntime 1.19 runs
 _BLOCK = re.compile(r"ConvBNBlock_(\d+)")
 
 
@@ -67,6 +72,12 @@ class FlaxExporter:
 
     def export(self, request: ExportRequest, target: Path) -> ExportResult:
         state = read_msgpack(request.source)
+        require("flax.linen", self.extra)
+        from exporters.architectures import flax_nets
+
+        fields = flax_nets.dncnn_layout(state)
+        if fields is not None:
+            return _export_jax(flax_nets.DnCNN(**fields), state, request, target)
         torch = require("torch", "torch")
         from exporters.architectures.torch_nets import DnCNN
         from exporters.torch_exporter import export_module
@@ -97,3 +108,25 @@ class FlaxExporter:
                              "flax (scico DnCNN, rebuilt in torch)",
                              f"exporters.architectures.torch_nets:DnCNN(channels={channels}, depth={depth}, "
                              f"width={width}, bias=False, padding_mode='circular')")
+
+
+def _export_jax(model, variables: dict, request: ExportRequest, target: Path) -> ExportResult:
+    """Convert `model.apply(variables, .)` with jax2onnx (NHWC, dynamic N/H/W) and check it against JAX."""
+    jax = require("jax", "jax")
+    jax2onnx = require("jax2onnx", "jax")
+    import onnx
+
+    def restore(image):
+        return model.apply(variables, image)
+
+    with quiet_framework():
+        proto = jax2onnx.to_onnx(restore, [(*_JAX2ONNX_SPEC, model.channels)], input_names=["image"],
+                                 output_names=["restored"], opset=_OPSET)
+        example = np.random.default_rng(0).random((1, _CHECK_SIZE, _CHECK_SIZE, model.channels), dtype=np.float32)
+        native = np.asarray(restore(example))
+    onnx.save(proto, str(target))
+    fields = ", ".join(f"{name}={getattr(model, name)!r}" for name in ("channels", "depth", "width", "batch_norm",
+                                                                        "bias"))
+    return finish_export(target, request, native, example, framework="jax", framework_version=jax.__version__,
+                         exporter="jax2onnx.to_onnx", exporter_version=version("jax2onnx"), layout="NHWC",
+                         value_range=(0.0, 1.0), architecture=f"exporters.architectures.flax_nets:DnCNN({fields})")

@@ -51,7 +51,7 @@ def _shuffle_factor(out_channels: int, channels: int) -> int | None:
 def _dncnn(shapes: Shapes) -> Detected | None:
     """SaoYan and sldyns' Paddle port (dncnn.N, convs without bias, BN), KAIR (model.N, convs with
     bias, no BN), cszn's pickled training module (dncnn.N, bias on the first conv only, BN) and our
-    own definitions (body.N)."""
+    own definitions (body.N: torch_nets.DnCNN, the zoo's DnCNN and the framework ports)."""
     for prefix in ("dncnn", "model", "body"):
         indices = _indexed(shapes, prefix)
         convs = [i for i in indices if len(shapes[f"{prefix}.{i}.weight"]) == 4]

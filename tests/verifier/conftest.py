@@ -17,16 +17,6 @@ def conv_onnx(tmp_path: Path) -> Path:
     return save(conv_model(), tmp_path / "conv.onnx")
 
 
-@pytest.fixture(scope="session")
-def trained_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny denoisers trained once per session: owner, finetuned, independent, ref_0..ref_2."""
-    pytest.importorskip("torch")
-    pytest.importorskip("skimage")
-    import trained
-
-    return trained.build(tmp_path_factory.mktemp("trained"))
-
-
 @dataclass(frozen=True)
 class AuditRun:
     """One `verifier audit` of the vendor folder through the CLI, and what it left behind."""

@@ -8,23 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from builders import conv_model, save
+from trained import fingerprint
 
 from verifier import load_model
-from verifier.degradation import Degradation
 from verifier.errors import InputError, UnsupportedModelError
-from verifier.fingerprint import Fingerprint, Settings, create
-from verifier.inversion import RECIPES
+from verifier.fingerprint import Fingerprint
 from verifier.verification import compare, verify
 
-FAST = dataclasses.replace(RECIPES["fast"], evaluations=10, size=32)
-NOISE = Degradation("noise", sigma=25 / 255)
-REFERENCES = ("ref_0", "ref_1", "ref_2")
 
-
-def _fingerprint(models: dict[str, Path], method: str = "response", owner: str = "owner") -> Fingerprint:
-    settings = Settings(method, FAST, NOISE, (0, 1, 2), threads=2)
-    return create(load_model(models[owner], threads=2), [load_model(models[r], threads=2) for r in REFERENCES],
-                  settings)
+def _fingerprint(models: dict[str, Path], method: str = "response") -> Fingerprint:
+    return fingerprint(models["owner"], models, method)
 
 
 @pytest.fixture(scope="module")
