@@ -153,6 +153,32 @@ def convert(paddle, layer, channels: int, target: Path) -> None:
             raise ExportError(f"paddle2onnx cannot convert the model: {_failure(done)}")
 
 
+def export_in_child(request: ExportRequest, target: Path) -> ExportResult:
+    """The same export by `verifier export` in a fresh interpreter.
+
+    paddle 3.3 segfaults when imported after TensorFlow in one process (an audit or test session
+    that exported a Keras file first), so then the Paddle export runs where TensorFlow is not loaded.
+    """
+    import json
+
+    command = [sys.executable, "-m", "verifier", "export", str(request.source), "-o", str(target),
+               "--framework", PaddleExporter.name, "--json"]
+    if request.arch:
+        command += ["--arch", request.arch]
+    if request.arch_kwargs:
+        command += ["--arch-kwargs", json.dumps(request.arch_kwargs)]
+    if request.input_shape:
+        command += ["--input-shape", ",".join(map(str, request.input_shape))]
+    command += [] if request.check else ["--no-check"]
+    command += ["--trust-pickle"] if request.trust_pickle else []
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = [line.removeprefix("verifier: error: ").strip() for line in done.stderr.splitlines() if line.strip()]
+        raise ExportError(lines[-1] if lines else f"the Paddle export's process failed ({done.returncode})")
+    fields = json.loads(done.stdout)
+    return ExportResult(**{**fields, "output": str(request.output), "value_range": tuple(fields["value_range"])})
+
+
 class PaddleExporter:
     """paddle.jit.save + paddle2onnx."""
 
@@ -163,6 +189,8 @@ class PaddleExporter:
         return path.suffix.lower() in _SUFFIXES
 
     def export(self, request: ExportRequest, target: Path) -> ExportResult:
+        if "tensorflow" in sys.modules and "paddle" not in sys.modules:
+            return export_in_child(request, target)
         loaded = load_weights(request.source, request.trust_pickle)
         paddle = import_paddle()
         require("paddle2onnx", self.extra, _PADDLE2ONNX_INSTALL)

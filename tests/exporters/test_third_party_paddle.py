@@ -9,6 +9,8 @@ paddle2onnx is absent.
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +84,21 @@ def test_our_own_dncnn_state_dict_exports(tmp_path: Path):
     result = export(ExportRequest(source=_own_dncnn(tmp_path / "own.pdparams"), output=out))
     assert "paddle_nets:DnCNN(batch_norm=True, bias=True, channels=1, depth=4, width=8)" in result.architecture
     assert result.max_rel_error < 1e-4 and result.framework == "paddle"
+    assert load_model(out).run(scene(1, 24)).shape == (1, 1, 24, 24)
+
+
+def test_export_after_tensorflow_runs_in_a_child_process(tmp_path: Path):
+    """paddle segfaults when imported after TensorFlow: then the exporter hands the export to a fresh process."""
+    pytest.importorskip("tensorflow")
+    source, out = _own_dncnn(tmp_path / "own.pdparams"), tmp_path / "own.onnx"
+    program = ("import sys, tensorflow; from pathlib import Path; from exporters import ExportRequest, export; "
+               "result = export(ExportRequest(Path(sys.argv[1]), Path(sys.argv[2]))); "
+               "assert 'paddle' not in sys.modules; print(result.framework, result.max_rel_error)")
+    done = subprocess.run([sys.executable, "-c", program, str(source), str(out)], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    framework, error = done.stdout.split()
+    assert framework == "paddle" and float(error) < 1e-4
     assert load_model(out).run(scene(1, 24)).shape == (1, 1, 24, 24)
 
 
