@@ -88,6 +88,20 @@ def _same_architecture_pool(owner: dict, entries: list[dict]) -> list[dict]:
             and e["architecture"] == owner["architecture"] and e["parent"] is None]
 
 
+def role(suspect: dict, owner: dict, calibration_ids: set[str]) -> bool | None:
+    """True: a positive for `owner` (derived from it); False: a negative; None: not scored.
+
+    Not scored: models of another I/O, the owner itself, its calibration models and their own
+    compressed copies (explained away by the calibration), and anything else of the owner's lineage.
+    """
+    if (suspect["id"] in calibration_ids | {owner["id"]} or suspect["parent"] in calibration_ids
+            or _io(suspect) != _io(owner)):
+        return None
+    if suspect["relation"] == "derived" and suspect["source"] == owner["source"]:
+        return True
+    return None if _lineage(suspect) == owner["source"] else False
+
+
 def _negative_family(suspect: dict, owner: dict) -> str:
     """'independent (same|other architecture[, quantize|rewrite])' for the summary's negative rows."""
     kind = "same" if suspect["architecture"] == owner["architecture"] else "other"
@@ -137,15 +151,10 @@ def run(recipes: list[str], methods: list[str], reference_steps: int, sources: l
                     calibration = fingerprint.calibration
                     print(f"{label} {owner_entry['source']} (held out: {held['id'] if held else '-'}): "
                           f"threshold {calibration.threshold:.3f}", flush=True)
-                    skip = {e["id"] for e in same_arch} | {owner_entry["id"]}
+                    calibration_ids = {e["id"] for e in same_arch}
                     for suspect_entry in entries:
-                        # A calibration model's own compressed copies would be explained away by it: not scored.
-                        if {suspect_entry["id"], suspect_entry["parent"]} & skip or _io(suspect_entry) != _io(
-                                owner_entry):
-                            continue
-                        positive = (suspect_entry["relation"] == "derived"
-                                    and suspect_entry["source"] == owner_entry["source"])
-                        if not positive and _lineage(suspect_entry) == owner_entry["source"]:
+                        positive = role(suspect_entry, owner_entry, calibration_ids)
+                        if positive is None:
                             continue
                         started = time.perf_counter()
                         value = score(fingerprint, _model(ZOO / suspect_entry["file"]))

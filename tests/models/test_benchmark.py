@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("torch")  # models.benchmark imports the zoo builder
 
-from models.benchmark import auc, degradation_for, tpr_at_fpr
+from models.benchmark import auc, degradation_for, role, tpr_at_fpr
 
 
 def test_auc():
@@ -45,3 +45,22 @@ def test_merge_and_summarise():
     assert lines["all"]["auc"] == 0.75
     assert lines["all"]["calibrated_fpr"] == 0.5 and lines["all"]["calibrated_tpr"] == 0.5
     assert lines["all"]["seconds_per_fingerprint"] == 15.0
+
+
+def _entry(entry_id: str, relation: str, parent: str | None = None, scale: int = 1) -> dict:
+    return {"id": entry_id, "source": entry_id.split("/")[0], "relation": relation, "parent": parent,
+            "task": {"channels": 3, "scale": scale}}
+
+
+def test_role_of_each_zoo_model_for_an_owner():
+    owner = _entry("a/source", "source")
+    calibration = {"a/indep_seed"}
+    assert role(_entry("a/prune_5", "derived", "a/source"), owner, calibration) is True
+    assert role(_entry("a/indep_data", "independent"), owner, calibration) is False
+    assert role(_entry("a/indep_data_quantize_int8", "independent", "a/indep_data"), owner, calibration) is False
+    assert role(_entry("b/prune_5", "derived", "b/source"), owner, calibration) is False  # another owner's family
+    assert role(_entry("b/source", "source"), owner, calibration) is False
+    assert role(owner, owner, calibration) is None
+    assert role(_entry("a/indep_seed", "independent"), owner, calibration) is None  # calibrates the owner
+    assert role(_entry("a/indep_seed_quantize_int8", "independent", "a/indep_seed"), owner, calibration) is None
+    assert role(_entry("c/source", "source", scale=2), owner, calibration) is None  # other I/O
