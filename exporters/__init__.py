@@ -36,8 +36,11 @@ def detect(path: Path) -> Exporter:
 
 
 def recognised(path: Path) -> bool:
-    """Whether a file looks like a model of a known format, e.g. in a folder scan."""
-    return any(exporter.accepts(path) for exporter in EXPORTERS.values())
+    """Whether a folder scan should take `path` as a model: a file or folder (SavedModel) of a known format.
+
+    A Keras JSON config is not one on its own: it is read with the .h5 of the same name.
+    """
+    return path.suffix.lower() != ".json" and any(exporter.accepts(path) for exporter in EXPORTERS.values())
 
 
 def export(request: ExportRequest, framework: str | None = None) -> ExportResult:

@@ -21,7 +21,7 @@ import dataclasses
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -158,6 +158,18 @@ def load_owners(paths: Sequence[Path]) -> tuple[Owner, ...]:
     return tuple(owners)
 
 
+def _entries(folder: Path, recognised) -> Iterator[Path]:
+    """Files under `folder` and the model folders (SavedModels) in it, whose insides are one model: not
+    descended into.  Hidden files and folders are left out."""
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            yield from [path] if recognised(path) else _entries(path, recognised)
+        else:
+            yield path
+
+
 def discover(inputs: Sequence[Path]) -> tuple[list[tuple[Path, str]], list[str]]:
     """(suspects as (path, display name), skipped files) from files and folders.
 
@@ -170,11 +182,10 @@ def discover(inputs: Sequence[Path]) -> tuple[list[tuple[Path, str]], list[str]]
 
     suspects, skipped = [], []
     for given in map(Path, inputs):
-        if given.is_file():
+        if given.is_file() or (given.is_dir() and recognised(given)):  # a folder can be a model (SavedModel)
             suspects.append((given, given.name))
         elif given.is_dir():
-            files = sorted(path for path in given.rglob("*") if path.is_file()
-                           and not any(part.startswith(".") for part in path.relative_to(given).parts))
+            files = list(_entries(given, recognised))
             external = {data for path in files if path.suffix.lower() == ".onnx" for data in external_data_files(path)}
             for path in files:
                 if path.resolve() in external:
@@ -212,10 +223,10 @@ class _Worker:
 
     def _audit(self, path: Path, name: str, known: dict) -> AuditRow:
         from exporters import detect
+        from exporters.base import source_digest
         from verifier.model import load_model
-        from verifier.onnx_file import sha256_file
 
-        known["sha256"] = sha256_file(path)
+        known["sha256"] = source_digest(path)
         exporter = detect(path)
         known["format"] = exporter.name
         onnx_path, record, cached = path, None, False

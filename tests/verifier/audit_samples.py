@@ -24,6 +24,9 @@ SAMPLES = {
     "tflite": ("Zheng222_IMDN/imdn_rtc_time.tflite", "tensorflow"),
     "matlab": ("cszn_DnCNN/sigma=25.mat", "h5py"),
     "flax": ("lanl_scico-data/dncnn6M.mpk", "flax"),
+    "paddle": ("sldyns_DnCNN_paddle/net.pdparams", "paddle"),
+    "savedmodel": ("vinayak19th_ARCNN-keras/Model_20epoch/saved_model.pb", "tensorflow"),  # the folder is the model
+    "keras": ("tiny_dncnn.keras", "keras"),  # made by make_vendor_folder: no third-party .keras file exists
 }
 #: Files made from the trained models: name in the vendor folder -> (trained model, expected verdict, best owner).
 DERIVED = {"copy.onnx": ("owner", "derived", "owner"), "finetuned.onnx": ("finetuned", "derived", "owner"),
@@ -34,8 +37,24 @@ SETTINGS = {"seeds": 2, "size": 32, "threads": 1}
 
 
 def sample_name(exporter: str) -> str:
-    """The sample's file name in the vendor folder (prefixed with its exporter, suffix kept)."""
-    return f"{exporter}_{Path(SAMPLES[exporter][0]).name}"
+    """The sample's name in the vendor folder (prefixed with its exporter, suffix kept; a SavedModel's folder)."""
+    source = Path(SAMPLES[exporter][0])
+    return f"{exporter}_{source.parent.name if source.name == 'saved_model.pb' else source.name}"
+
+
+def _copy_sample(exporter: str, target: Path) -> None:
+    source = FOLDER / SAMPLES[exporter][0]
+    if exporter == "keras":  # a tiny Keras 3 archive; without Keras an empty file, whose row must say so
+        if framework_installed(exporter):
+            from exporters.architectures.keras_nets import build_dncnn
+
+            build_dncnn(channels=1, depth=3, width=4).save(target)
+        else:
+            target.touch()
+    elif source.name == "saved_model.pb":
+        shutil.copytree(source.parent, target)
+    else:
+        shutil.copy(source, target)
 
 
 def framework_installed(exporter: str) -> bool:
@@ -61,7 +80,7 @@ def make_vendor_folder(trained: dict[str, Path], folder: Path) -> Path:
         pytest.skip(f"{FOLDER} not available")
     folder.mkdir()
     for exporter in EXPORTERS:
-        shutil.copy(FOLDER / SAMPLES[exporter][0], folder / sample_name(exporter))
+        _copy_sample(exporter, folder / sample_name(exporter))
     for name, (model, _, _) in DERIVED.items():
         shutil.copy(trained[model], folder / name)
     (folder / CORRUPT).write_bytes((FOLDER / SAMPLES["torch"][0]).read_bytes()[:4000])  # truncated download

@@ -53,7 +53,7 @@ def test_pre_commit_hook_gates_the_committed_files(audited, repository):
     pattern = re.compile(hook["files"])
     for exporter, (name, _) in SAMPLES.items():  # every exporter's files reach the hook
         assert pattern.search(name), f"the hook's files pattern misses {exporter} files ({name})"
-    for suffix in re.search(r"\\\.\((.*)\)\$", hook["files"]).group(1).split("|"):
+    for suffix in re.search(r"\\\.\(([^)]*)\)", hook["files"]).group(1).split("|"):
         assert recognised(Path(f"model.{suffix}")), f".{suffix} is in the hook but no exporter knows it"
     shutil.copy(audited.folder / "copy.onnx", repo / "models" / "ours_renamed.onnx")
 
