@@ -102,11 +102,14 @@ def role(suspect: dict, owner: dict, calibration_ids: set[str]) -> bool | None:
     return None if _lineage(suspect) == owner["source"] else False
 
 
-def _negative_family(suspect: dict, owner: dict) -> str:
-    """'independent (same|other architecture[, quantize|rewrite])' for the summary's negative rows."""
+def negative_family(suspect: dict, owner: dict) -> str:
+    """How a negative relates to the owner, for the summary's negative rows: an independent model of the
+    same or another architecture, that model compressed or rewritten by its own vendor, or another
+    source's model or one derived from it."""
+    if suspect["relation"] not in ("independent", "reference"):
+        return "another source's model or its derivative"
     kind = "same" if suspect["architecture"] == owner["architecture"] else "other"
-    attacked = f", {suspect['attack']}" if suspect["parent"] else ""
-    return f"independent ({kind} architecture{attacked})"
+    return f"independent ({kind} architecture{', compressed/rewritten by its vendor' if suspect['parent'] else ''})"
 
 
 def _folds(pool: list[dict]) -> list[tuple[dict | None, list[dict]]]:
@@ -159,8 +162,8 @@ def run(recipes: list[str], methods: list[str], reference_steps: int, sources: l
                         started = time.perf_counter()
                         value = score(fingerprint, _model(ZOO / suspect_entry["file"]))
                         timings[label]["verify"].append(time.perf_counter() - started)
-                        family = suspect_entry["attack"] if positive else _negative_family(suspect_entry,
-                                                                                            owner_entry)
+                        family = suspect_entry["attack"] if positive else negative_family(suspect_entry,
+                                                                                           owner_entry)
                         rows.append({"setting": label, "owner": owner_entry["source"],
                                      "fold": held["id"] if held else None, "suspect": suspect_entry["id"],
                                      "positive": positive, "family": family, "score": value,
@@ -222,6 +225,15 @@ def _merge(parts: list[dict]) -> dict:
     return {"rows": [row for part in parts for row in part["rows"]], "timings": dict(timings)}
 
 
+def relabel_negatives(results: dict, entries: list[dict]) -> None:
+    """Give earlier runs' negative rows the current :func:`negative_family` labels (a function of the
+    manifest alone, so no score changes)."""
+    by_id = {entry["id"]: entry for entry in entries}
+    for row in results["rows"]:
+        if not row["positive"]:
+            row["family"] = negative_family(by_id[row["suspect"]], by_id[f"{row['owner']}/source"])
+
+
 def per_attack(results: dict) -> str:
     """Markdown: for each setting and attack (the suspect's file name), derived verdicts / pairs."""
     counts: dict[tuple[str, str], list[bool]] = defaultdict(list)
@@ -246,6 +258,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.merge:
         results = _merge([json.loads((folder / "results.json").read_text()) for folder in args.merge])
+        relabel_negatives(results, json.loads(MANIFEST.read_text())["models"])
     else:
         results = run(args.recipes, args.methods, args.reference_steps, args.sources)
     lines = summarise(results)

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("torch")  # models.benchmark imports the zoo builder
 
-from models.benchmark import auc, degradation_for, role, tpr_at_fpr
+from models.benchmark import auc, degradation_for, negative_family, role, tpr_at_fpr
 
 
 def test_auc():
@@ -47,9 +47,9 @@ def test_merge_and_summarise():
     assert lines["all"]["seconds_per_fingerprint"] == 15.0
 
 
-def _entry(entry_id: str, relation: str, parent: str | None = None, scale: int = 1) -> dict:
+def _entry(entry_id: str, relation: str, parent: str | None = None, scale: int = 1, arch: str = "DnCNN") -> dict:
     return {"id": entry_id, "source": entry_id.split("/")[0], "relation": relation, "parent": parent,
-            "task": {"channels": 3, "scale": scale}}
+            "task": {"channels": 3, "scale": scale}, "architecture": arch}
 
 
 def test_role_of_each_zoo_model_for_an_owner():
@@ -64,3 +64,12 @@ def test_role_of_each_zoo_model_for_an_owner():
     assert role(_entry("a/indep_seed", "independent"), owner, calibration) is None  # calibrates the owner
     assert role(_entry("a/indep_seed_quantize_int8", "independent", "a/indep_seed"), owner, calibration) is None
     assert role(_entry("c/source", "source", scale=2), owner, calibration) is None  # other I/O
+
+
+def test_negative_family():
+    owner = _entry("a/source", "source")
+    assert negative_family(_entry("a/indep_seed", "independent"), owner) == "independent (same architecture)"
+    assert negative_family(_entry("a/indep_arch_quantize_int8", "independent", "a/indep_arch", arch="UNet"),
+                           owner) == "independent (other architecture, compressed/rewritten by its vendor)"
+    other = negative_family(_entry("b/prune_5", "derived", "b/source"), owner)
+    assert other == "another source's model or its derivative"
