@@ -27,7 +27,6 @@ from exporters.base import (
     ExportRequest,
     ExportResult,
     finish_export,
-    load_factory,
     quiet_framework,
     require,
     unwrap_state_dict,
@@ -104,16 +103,13 @@ def build_layer(paddle, loaded, request: ExportRequest):
     """(layer in eval mode, architecture description or None), weights set strictly."""
     if isinstance(loaded, paddle.nn.Layer):
         return loaded.eval(), None
-    weights = _weights(paddle, loaded, request.source)
-    arch, kwargs, note = request.arch, request.arch_kwargs or {}, ""
-    if arch is None:
-        arch, kwargs, weights, note = architectures.recognise(weights, request.source, request.arch_kwargs)
-        arch = _twin(arch, request.source)
-    layer = load_factory(arch)(**kwargs)
+    built = architectures.build(_weights(paddle, loaded, request.source), request,
+                                lambda arch: _twin(arch, request.source))
+    layer, weights = built.model, built.weights
     expected = {name: tensor.numpy() for name, tensor in layer.state_dict().items()}
-    architectures.check_names({name: array.shape for name, array in expected.items()}, weights, arch)
+    architectures.check_names({name: array.shape for name, array in expected.items()}, weights, built.arch)
     layer.set_state_dict({name: weights[name].astype(array.dtype) for name, array in expected.items()})
-    return layer.eval(), architectures.described(arch, kwargs, note)
+    return layer.eval(), built.description
 
 
 def _infer_channels(paddle, layer) -> int:

@@ -22,7 +22,6 @@ from exporters.base import (
     ExportRequest,
     ExportResult,
     finish_export,
-    load_factory,
     quiet_framework,
     require,
     unwrap_state_dict,
@@ -71,21 +70,15 @@ def build_module(torch, loaded, request: ExportRequest):
     """(module in eval mode, 'module:factory' or None) with weights loaded strictly, naming the first mismatch."""
     if isinstance(loaded, torch.nn.Module):
         return loaded.eval(), None
-    weights = unwrap_state_dict(loaded, request.source)
-    arch, kwargs, note = request.arch, request.arch_kwargs or {}, ""
-    if arch is None:
-        arch, kwargs, weights, note = architectures.recognise(weights, request.source, request.arch_kwargs)
-    try:
-        module = load_factory(arch)(**kwargs)
-    except (TypeError, ValueError) as exc:  # e.g. an --arch-kwargs name or value the architecture does not take
-        raise ExportError(f"cannot build {arch} with {kwargs}: {first_line(exc)}") from exc
+    built = architectures.build(unwrap_state_dict(loaded, request.source), request)
+    module, weights = built.model, built.weights
     expected = module.state_dict()
     for name, tensor in expected.items():
         if name.endswith("num_batches_tracked") and name not in weights:
             weights[name] = tensor  # a training counter older torch versions did not save
-    architectures.check_names({name: tuple(t.shape) for name, t in expected.items()}, weights, arch)
+    architectures.check_names({name: tuple(t.shape) for name, t in expected.items()}, weights, built.arch)
     module.load_state_dict(weights, strict=True)
-    return module.eval(), architectures.described(arch, kwargs, note)
+    return module.eval(), built.description
 
 
 def _infer_channels(torch, module) -> int:

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporters.base import ExportError
+from exporters.base import ExportError, ExportRequest, load_factory
+from verifier.errors import first_line
 
 Shapes = Mapping[str, tuple[int, ...]]
 
@@ -360,3 +361,27 @@ def described(arch: str, kwargs: Mapping, note: str = "") -> str:
     """'module:factory(k=v, ...)[; note]', the architecture as recorded in the ONNX metadata."""
     description = f"{arch}({', '.join(f'{k}={v!r}' for k, v in sorted(kwargs.items()))})"
     return f"{description}; {note}" if note else description
+
+
+@dataclass(frozen=True)
+class Built:
+    """A framework's empty model of the chosen architecture, and the file's weights named for it."""
+
+    model: object  # a torch nn.Module or a paddle nn.Layer, not yet filled
+    weights: dict
+    arch: str  # 'module:factory'
+    description: str  # for the ONNX metadata (see :func:`described`)
+
+
+def build(weights: Mapping, request: ExportRequest, twin: Callable[[str], str] = str) -> Built:
+    """The user's --arch, or the architecture recognised in `weights` (`twin` maps our torch definition to
+    the framework's own), built with its keyword arguments; arguments it does not take are one line."""
+    arch, kwargs, note = request.arch, request.arch_kwargs or {}, ""
+    if arch is None:
+        arch, kwargs, weights, note = recognise(weights, request.source, request.arch_kwargs)
+        arch = twin(arch)
+    try:
+        model = load_factory(arch)(**kwargs)
+    except (TypeError, ValueError) as exc:  # e.g. an --arch-kwargs name or value the architecture does not take
+        raise ExportError(f"cannot build {arch} with {kwargs}: {first_line(exc)}") from exc
+    return Built(model, dict(weights), arch, described(arch, kwargs, note))
