@@ -225,15 +225,6 @@ def _merge(parts: list[dict]) -> dict:
     return {"rows": [row for part in parts for row in part["rows"]], "timings": dict(timings)}
 
 
-def relabel_negatives(results: dict, entries: list[dict]) -> None:
-    """Give earlier runs' negative rows the current :func:`negative_family` labels (a function of the
-    manifest alone, so no score changes)."""
-    by_id = {entry["id"]: entry for entry in entries}
-    for row in results["rows"]:
-        if not row["positive"]:
-            row["family"] = negative_family(by_id[row["suspect"]], by_id[f"{row['owner']}/source"])
-
-
 def per_attack(results: dict) -> str:
     """Markdown: for each setting and attack (the suspect's file name), derived verdicts / pairs."""
     counts: dict[tuple[str, str], list[bool]] = defaultdict(list)
@@ -258,7 +249,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.merge:
         results = _merge([json.loads((folder / "results.json").read_text()) for folder in args.merge])
-        relabel_negatives(results, json.loads(MANIFEST.read_text())["models"])
     else:
         results = run(args.recipes, args.methods, args.reference_steps, args.sources)
     lines = summarise(results)

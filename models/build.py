@@ -158,23 +158,12 @@ class Builder:
         entry.baseline_psnr = _baseline(task)
         entry.sha256 = _sha256(path)
         self.entries[entry.id] = entry.__dict__
-        self.write()
-        self.count += 1
-        print(f"[{self.count}] {entry.id}: {entry.relation} {entry.attack} {entry.params} -> {entry.psnr:.2f} dB "
-              f"(input {entry.baseline_psnr:.2f} dB)", flush=True)
-
-    def write(self) -> None:
-        """Rewrite the manifest atomically (after every entry, so an interrupted build resumes)."""
         temporary = MANIFEST.with_suffix(".tmp")
         temporary.write_text(json.dumps({"schema": 1, "models": list(self.entries.values())}, indent=1))
         os.replace(temporary, MANIFEST)
-
-    def add_baselines(self) -> None:
-        """Entries recorded before the manifest had `baseline_psnr` get it (computed from the task alone)."""
-        for entry in self.entries.values():
-            if "baseline_psnr" not in entry:
-                entry["baseline_psnr"] = _baseline(Task(**entry["task"]))
-        self.write()
+        self.count += 1
+        print(f"[{self.count}] {entry.id}: {entry.relation} {entry.attack} {entry.params} -> {entry.psnr:.2f} dB "
+              f"(input {entry.baseline_psnr:.2f} dB)", flush=True)
 
 
 def build_source(source: Source, builder: Builder) -> None:
@@ -294,7 +283,6 @@ def main() -> None:
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     np.random.seed(0)
     builder = Builder()
-    builder.add_baselines()
     for source in SOURCES:
         if args.only is None or source.id in args.only:
             build_source(source, builder)
