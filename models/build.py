@@ -1,6 +1,6 @@
 """Build the model zoo: sources, derived suspects (attacks), independent suspects, and the manifest.
 
-Run: python -m models.build [--only SOURCE_ID ...] [--list]
+Run: python -m models.build [--only SOURCE_ID ...] [--list] [--remeasure]
 
 Everything is trained here on CPU from seeds, from scikit-image's sample
 images, and written to ``models/zoo/<source>/<id>.onnx`` with one manifest,
@@ -148,6 +148,23 @@ class Builder:
             self.entries = {e["id"]: e for e in json.loads(MANIFEST.read_text())["models"]}
         self.count = 0
 
+    def write(self) -> None:
+        """Replace the manifest atomically (a build stopped at any moment leaves a readable one)."""
+        temporary = MANIFEST.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"schema": 1, "models": list(self.entries.values())}, indent=1))
+        os.replace(temporary, MANIFEST)
+
+    def remeasure(self) -> None:
+        """Measure every entry's held-out PSNR and baseline again from its committed file (after the held-out
+        images or the measure change); files, hashes and everything else stay."""
+        for count, entry in enumerate(self.entries.values(), 1):
+            task = Task(**entry["task"])
+            entry["psnr"] = round(_onnx_psnr(ZOO / entry["file"], task), 3)
+            entry["baseline_psnr"] = _baseline(task)
+            print(f"[{count}/{len(self.entries)}] {entry['id']}: {entry['psnr']:.2f} dB "
+                  f"(input {entry['baseline_psnr']:.2f} dB)", flush=True)
+        self.write()
+
     def done(self, entry_id: str) -> bool:
         entry = self.entries.get(entry_id)
         return entry is not None and (ZOO / entry["file"]).exists()
@@ -158,9 +175,7 @@ class Builder:
         entry.baseline_psnr = _baseline(task)
         entry.sha256 = _sha256(path)
         self.entries[entry.id] = entry.__dict__
-        temporary = MANIFEST.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"schema": 1, "models": list(self.entries.values())}, indent=1))
-        os.replace(temporary, MANIFEST)
+        self.write()
         self.count += 1
         print(f"[{self.count}] {entry.id}: {entry.relation} {entry.attack} {entry.params} -> {entry.psnr:.2f} dB "
               f"(input {entry.baseline_psnr:.2f} dB)", flush=True)
@@ -275,6 +290,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=None, help="source ids to build")
     parser.add_argument("--list", action="store_true", help="list the sources and exit")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="measure every committed model's held-out PSNR again, then exit")
     args = parser.parse_args()
     if args.list:
         for source in SOURCES:
@@ -283,6 +300,9 @@ def main() -> None:
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     np.random.seed(0)
     builder = Builder()
+    if args.remeasure:
+        builder.remeasure()
+        return
     for source in SOURCES:
         if args.only is None or source.id in args.only:
             build_source(source, builder)

@@ -40,3 +40,9 @@ def test_entry(entry: dict):
 def test_negatives_outnumber_positives():
     relations = [entry["relation"] for entry in ENTRIES]
     assert relations.count("independent") >= relations.count("derived")
+
+
+@pytest.mark.parametrize("entry", [e for e in ENTRIES if e["relation"] == "source"], ids=lambda e: e["source"])
+def test_source_beats_doing_nothing(entry: dict):
+    """Every owner really restores: its held-out PSNR is above the degraded input's (bicubic upscaling for SR)."""
+    assert entry["psnr"] > entry["baseline_psnr"] + 0.2
