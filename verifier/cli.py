@@ -8,6 +8,7 @@ input.  Set VERIFIER_DEBUG=1 to see tracebacks of unexpected errors.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -291,7 +292,8 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
                      cache or configured.cache or default_cache_dir(), jobs=jobs or configured.jobs,
                      threads=threads or configured.threads, on_start=start,
                      on_row=lambda row, _done, _total: bar[0].update(1, row))
-        document = audit_json.to_dict(result, fail_on)
+        # A temporary cache is removed on exit: the JSON must not point to it (the HTML, written now, reads it).
+        document = audit_json.to_dict(dataclasses.replace(result, cache=None) if no_cache else result, fail_on)
         if output:
             write_atomic(output, (json.dumps(document, indent=2) + "\n").encode())
         if html:

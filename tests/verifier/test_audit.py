@@ -124,6 +124,21 @@ def test_gate_on_a_clean_folder(audited, tmp_path: Path):
     assert CliRunner().invoke(main, [*base, "--fail-on", "independent"]).exit_code == 1
 
 
+def test_no_cache_records_no_cache_path(audited, tmp_path: Path):
+    """--no-cache uses a temporary folder that is gone when the JSON is read: the JSON must not name it, and the
+    HTML report, written while it exists, still shows the suspect's evidence from it."""
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "model.pth").write_bytes((audited.folder / sample_name("torch")).read_bytes())
+    report = tmp_path / "report.html"
+    result = CliRunner().invoke(main, ["audit", "--owner", str(audited.owners["owner"]), str(folder), "--no-cache",
+                                       "--json", "--html", str(report)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["settings"]["cache"] is None
+    page = report.read_text()
+    assert "suspect's residuals on them" in page and "no longer in the cache" not in page
+
+
 def test_discover_skips_unknown_files_and_external_data(tmp_path: Path, conv_onnx: Path):
     import onnx
     from builders import conv_model
