@@ -84,18 +84,19 @@ SOURCES = [
            ("DnCNN", {"channels": 3, "depth": 6, "width": 32}), ("DnCNN", {"channels": 3, "depth": 8, "width": 24}),
            Task("blur", 3, sigma=2.0), seed=5),
     Source("fsrcnn_x2_rgb", "FSRCNN", {"scale": 2, "channels": 3, "d": 32, "s": 12, "m": 3},
-           Task("downsample", 3, scale=2), 500, ("ESPCN", {"scale": 2, "channels": 3, "width": 32}),
+           Task("downsample", 3, scale=2), 2000, ("ESPCN", {"scale": 2, "channels": 3, "width": 32}),
            ("EDSR", {"scale": 2, "channels": 3, "width": 24, "blocks": 2}), Task("downsample", 3, scale=2), seed=6),
     Source("edsr_x2_rgb", "EDSR", {"scale": 2, "channels": 3, "width": 32, "blocks": 4},
-           Task("downsample", 3, scale=2), 500, ("FSRCNN", {"scale": 2, "channels": 3, "d": 32, "s": 12, "m": 3}),
+           Task("downsample", 3, scale=2), 1000, ("FSRCNN", {"scale": 2, "channels": 3, "d": 32, "s": 12, "m": 3}),
            ("ESPCN", {"scale": 2, "channels": 3, "width": 32}), Task("downsample", 3, scale=2), seed=7),
-    Source("espcn_x4_rgb", "ESPCN", {"scale": 4, "channels": 3, "width": 32}, Task("downsample", 3, scale=4), 500,
+    Source("espcn_x4_rgb", "ESPCN", {"scale": 4, "channels": 3, "width": 32}, Task("downsample", 3, scale=4), 4000,
            ("EDSR", {"scale": 4, "channels": 3, "width": 24, "blocks": 2}),
            ("RCAN", {"scale": 4, "channels": 3, "width": 16, "groups": 1, "blocks": 2}),
            Task("downsample", 3, scale=4), seed=8),
-    Source("rcan_x4_rgb", "RCAN", {"scale": 4, "channels": 3, "width": 16, "groups": 1, "blocks": 2},
-           Task("downsample", 3, scale=4), 500, ("ESPCN", {"scale": 4, "channels": 3, "width": 32}),
-           ("EDSR", {"scale": 4, "channels": 3, "width": 24, "blocks": 2}), Task("downsample", 3, scale=4), seed=9),
+    # x2: at x4 this tiny RCAN did not beat bicubic on average (it lost 0.7-1.5 dB on the darkest crop).
+    Source("rcan_x2_rgb", "RCAN", {"scale": 2, "channels": 3, "width": 16, "groups": 1, "blocks": 2},
+           Task("downsample", 3, scale=2), 1500, ("ESPCN", {"scale": 2, "channels": 3, "width": 32}),
+           ("EDSR", {"scale": 2, "channels": 3, "width": 24, "blocks": 2}), Task("downsample", 3, scale=2), seed=9),
 ]
 
 
