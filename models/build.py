@@ -287,16 +287,32 @@ def build_source(source: Source, builder: Builder) -> None:
     print(f"{source.id}: {time.perf_counter() - started:.0f} s", flush=True)
 
 
+def sources_table(entries: dict[str, dict]) -> str:
+    """Markdown: each source's architecture, task, training steps and held-out PSNR against doing nothing
+    (the README's table; '-' for a source not built yet)."""
+    lines = ["| source | architecture | task | steps | held-out PSNR (dB) | doing nothing (dB) | gain (dB) |",
+             "|---|---|---|---|---|---|---|"]
+    for source in SOURCES:
+        task = source.task
+        what = {"noise": f"noise sigma {round(task.sigma * 255)}", "blur": f"Gaussian blur sigma {task.sigma}",
+                "downsample": f"x{task.scale} SR"}[task.kind]
+        entry = entries.get(f"{source.id}/source")
+        psnr_, base = (entry["psnr"], entry["baseline_psnr"]) if entry else (float("nan"), float("nan"))
+        size = ", ".join(f"{k} {v}" for k, v in source.kwargs.items() if k not in ("channels", "scale"))
+        lines.append(f"| {source.id} | {source.arch} ({size}) | {what}, {task.channels} ch | {source.steps} | "
+                     f"{psnr_:.2f} | {base:.2f} | {psnr_ - base:+.2f} |".replace("+nan", "-").replace("nan", "-"))
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=None, help="source ids to build")
-    parser.add_argument("--list", action="store_true", help="list the sources and exit")
+    parser.add_argument("--list", action="store_true", help="list the sources and their held-out PSNR, then exit")
     parser.add_argument("--remeasure", action="store_true",
                         help="measure every committed model's held-out PSNR again, then exit")
     args = parser.parse_args()
     if args.list:
-        for source in SOURCES:
-            print(source.id, source.arch, source.task)
+        print(sources_table(Builder().entries))
         return
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     np.random.seed(0)
