@@ -114,9 +114,11 @@ def quantize_int8(source: Path, target: Path, task: Task, seed: int) -> Path:
     prepared = target.with_suffix(".pre.onnx")
     try:
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        # onnxruntime has no uint8 kernel for cubic Resize (the SR nets' bicubic path): it stays float.
+        resizes = [node.name for node in onnx.load(prepared).graph.node if node.op_type == "Resize"]
         quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        reduce_range=True)
+                        reduce_range=True, nodes_to_exclude=resizes)
     finally:
         prepared.unlink(missing_ok=True)
     return target
