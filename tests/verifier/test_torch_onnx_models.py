@@ -9,11 +9,11 @@ dynamo export needed the skip fallback below.
   Unoptimised exports keep it: lowered BatchNormalization; dynamo optimize=False also emits
   Shape/Expand/CastLike(constant, activation) for conv biases, all folded (CastLike needed the
   type-only-input rule in `specialise`, as ORT has no CastLike gradient).
-- FSRCNN: native Conv; lowered PRelu, ConvTranspose.
-- ESPCN: native Conv, Tanh; lowered DepthToSpace (PixelShuffle).
-- EDSR: native Conv, Relu, Add, Mul; lowered DepthToSpace; folded Constant (legacy).
+- FSRCNN: native Conv, Add; lowered PRelu, ConvTranspose, Resize (cubic: the bicubic path).
+- ESPCN: native Conv, Tanh, Add; lowered DepthToSpace (PixelShuffle), Resize (cubic).
+- EDSR: native Conv, Relu, Add, Mul; lowered DepthToSpace, Resize (cubic); folded Constant (legacy).
 - RCAN: native Conv, Relu, Add, Mul, Sigmoid, ReduceMean (dynamo) or GlobalAveragePool (legacy);
-  lowered DepthToSpace.
+  lowered DepthToSpace, Resize (cubic).
 - Window attention: native Conv, MatMul, Softmax, Add, Mul, Reshape, Transpose, Squeeze, Slice
   (dynamo) or Split (legacy), Erf/Div (legacy GELU); lowered LayerNormalization, Gelu (dynamo,
   opset 20); folded (legacy) Shape, Gather, Unsqueeze, Concat, Cast, Pow, Constant.
@@ -53,11 +53,17 @@ ARCHS: dict[str, tuple[Callable[[], torch.nn.Module], int, int, int, tuple[int, 
 
 
 def _seeded(factory: Callable[[], torch.nn.Module]) -> torch.nn.Module:
-    """Random weights, eval mode, and BN running statistics far from (0, 1) so BN is not the identity."""
+    """Random weights, eval mode, and BN running statistics far from (0, 1) so BN is not the identity.
+
+    The SR nets start their last layer at zero (so that they start as bicubic upscaling): it is made random
+    here, or nothing before it would reach the output and its gradient would go untested.
+    """
     torch.manual_seed(0)
     net = factory().eval()
     with torch.no_grad():
         for module in net.modules():
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and not module.weight.any():
+                module.reset_parameters()
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.uniform_(-0.2, 0.2)
                 module.running_var.uniform_(0.5, 2.0)
