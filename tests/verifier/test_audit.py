@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 from pathlib import Path
 
@@ -136,7 +137,7 @@ def test_no_cache_records_no_cache_path(audited, tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["settings"]["cache"] is None
     page = report.read_text()
-    assert "suspect's residuals on them" in page and "no longer in the cache" not in page
+    assert html.escape("suspect's residuals on them") in page and "no longer in the cache" not in page
 
 
 def test_discover_skips_unknown_files_and_external_data(tmp_path: Path, conv_onnx: Path):
