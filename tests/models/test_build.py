@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from models.build import SOURCES, sources_table  # noqa: E402
+from models.build import SOURCES, sources_table
 
 
 def test_sources_table_rows():
