@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from models.torch_archs import EDSR, DnCNN
+from models.torch_archs import EDSR, DnCNN, randomise_zero_layers
 from models.training import export_onnx
 from verifier import load_model
 from verifier.degradation import Degradation
@@ -40,7 +40,7 @@ REFERENCES = 3
 
 def _export(factory, seed: int, path: Path) -> Path:
     torch.manual_seed(seed)
-    return export_onnx(factory(), 3, path)
+    return export_onnx(randomise_zero_layers(factory()), 3, path)
 
 
 def bench(reference_steps: int, threads: int, folder: Path) -> list[dict]:

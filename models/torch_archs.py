@@ -47,6 +47,17 @@ def _start_at_bicubic(last: nn.Conv2d | nn.ConvTranspose2d) -> None:
     nn.init.zeros_(last.bias)
 
 
+def randomise_zero_layers(net: nn.Module) -> nn.Module:
+    """Random weights in the layers an SR net starts at zero (see `_start_at_bicubic`), for untrained nets
+    that stand in for trained ones (gradient checks, timing): otherwise their bodies never reach the output
+    and every seed gives the same model."""
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and not module.weight.any():
+                module.reset_parameters()
+    return net
+
+
 class FSRCNN(nn.Module):
     """FSRCNN (Dong et al. 2016): feature extraction, shrink, map, expand, transposed-conv upsampling; plus
     bicubic upscaling of the input (see `bicubic`)."""

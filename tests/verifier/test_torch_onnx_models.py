@@ -59,11 +59,9 @@ def _seeded(factory: Callable[[], torch.nn.Module]) -> torch.nn.Module:
     here, or nothing before it would reach the output and its gradient would go untested.
     """
     torch.manual_seed(0)
-    net = factory().eval()
+    net = torch_archs.randomise_zero_layers(factory()).eval()
     with torch.no_grad():
         for module in net.modules():
-            if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and not module.weight.any():
-                module.reset_parameters()
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.uniform_(-0.2, 0.2)
                 module.running_var.uniform_(0.5, 2.0)
