@@ -133,6 +133,11 @@ def _baseline(task: Task) -> float:
     return round(baseline_psnr(task), 3)
 
 
+def _measure(path: Path, task: Task) -> tuple[float, float]:
+    """(held-out PSNR of the file, PSNR of doing nothing), as the manifest records them."""
+    return round(_onnx_psnr(path, task), 3), _baseline(task)
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -156,9 +161,7 @@ class Builder:
         """Measure every entry's held-out PSNR and baseline again from its committed file (after the held-out
         images or the measure change); files, hashes and everything else stay."""
         for count, entry in enumerate(self.entries.values(), 1):
-            task = Task(**entry["task"])
-            entry["psnr"] = round(_onnx_psnr(ZOO / entry["file"], task), 3)
-            entry["baseline_psnr"] = _baseline(task)
+            entry["psnr"], entry["baseline_psnr"] = _measure(ZOO / entry["file"], Task(**entry["task"]))
             print(f"[{count}/{len(self.entries)}] {entry['id']}: {entry['psnr']:.2f} dB "
                   f"(input {entry['baseline_psnr']:.2f} dB)", flush=True)
         self.write()
@@ -169,8 +172,7 @@ class Builder:
 
     def record(self, entry: Entry, path: Path, task: Task) -> None:
         entry.file = str(path.relative_to(ZOO))
-        entry.psnr = round(_onnx_psnr(path, task), 3)
-        entry.baseline_psnr = _baseline(task)
+        entry.psnr, entry.baseline_psnr = _measure(path, task)
         entry.sha256 = _sha256(path)
         self.entries[entry.id] = entry.__dict__
         self.write()

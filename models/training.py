@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.torch_archs import bicubic
 from verifier.degradation import gaussian_kernel
 
 #: skimage.data images by set; "held_out" is never trained on.  Held-out images are textured: on a
@@ -127,7 +128,7 @@ def psnr(net: Callable[[torch.Tensor], torch.Tensor], task: Task, seed: int = 0,
 def baseline_psnr(task: Task) -> float:
     """PSNR of doing nothing (the degraded input; bicubic upscaling for SR): what a model must beat."""
     if task.kind == "downsample":
-        return psnr(lambda x: F.interpolate(x, scale_factor=task.scale, mode="bicubic", align_corners=False), task)
+        return psnr(lambda x: bicubic(x, task.scale), task)
     return psnr(lambda x: x, task)
 
 
