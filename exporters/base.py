@@ -26,6 +26,7 @@ import onnx
 
 from verifier.errors import VerifierError
 from verifier.io_spec import LAYOUTS, META_LAYOUT, META_RANGE
+from verifier.onnx_file import read_onnx
 
 #: Metadata keys every export records (besides layout and range, which `verifier` reads).
 META_FRAMEWORK = "verifier.framework"
@@ -192,8 +193,8 @@ def atomic_output(output: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-def check_equivalence(onnx_path: Path, native_output, onnx_input) -> tuple[float, float]:
-    """Run the exported file with onnxruntime on `onnx_input` and compare with the native output.
+def check_equivalence(model: onnx.ModelProto, native_output, onnx_input) -> tuple[float, float]:
+    """Run the exported model with onnxruntime on `onnx_input` and compare with the native output.
 
     Returns (max abs error, max abs error / max |native|); raises above CHECK_TOLERANCE.
     """
@@ -201,7 +202,7 @@ def check_equivalence(onnx_path: Path, native_output, onnx_input) -> tuple[float
 
     from verifier.runtime import make_session
 
-    session = make_session(onnx_path.read_bytes())
+    session = make_session(model.SerializeToString())
     (exported,) = session.run(None, {session.get_inputs()[0].name: onnx_input})
     if exported.shape != native_output.shape:
         raise ExportError(f"exported model's output shape {list(exported.shape)} differs from the native "
@@ -235,10 +236,10 @@ def finish_export(target: Path, request: ExportRequest, native_output, onnx_inpu
     file; `fields` are the ExportResult fields the exporter knows (framework, exporter,
     versions, layout, range, architecture).
     """
-    errors = check_equivalence(target, native_output, onnx_input) if request.check else (None, None)
+    model, _ = read_onnx(target)  # external data folded in, confined to the export's folder
+    errors = check_equivalence(model, native_output, onnx_input) if request.check else (None, None)
     result = ExportResult(output=str(request.output), source_sha256=source_digest(request.source),
                           max_abs_error=errors[0], max_rel_error=errors[1], **fields)
-    model = onnx.load(str(target))
     write_metadata(model, result)
     onnx.save(model, str(target))
     return result

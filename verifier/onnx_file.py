@@ -9,13 +9,14 @@ before a byte of external data is read.  ONNX is protobuf, so no code runs on lo
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
 
-from verifier.errors import ModelFileError
+from verifier.errors import ModelFileError, first_line
 
 #: Refuse files larger than this (bytes): a restoration model is far smaller.
 MAX_MODEL_BYTES = 4 * 1024**3
@@ -62,14 +63,46 @@ def read_onnx(path: str | Path) -> tuple[onnx.ModelProto, ModelSource]:
     return model, ModelSource(path=path, sha256=hashlib.sha256(data).hexdigest())
 
 
-def _external_tensors(model: onnx.ModelProto):
-    for tensor in model.graph.initializer:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            yield tensor
-    for node in model.graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t") and attr.t.data_location == onnx.TensorProto.EXTERNAL:
-                yield attr.t
+def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        yield from _node_tensors(node)
+
+
+def _node_tensors(node: onnx.NodeProto) -> Iterator[onnx.TensorProto]:
+    for attr in node.attribute:
+        if attr.HasField("t"):
+            yield attr.t
+        yield from attr.tensors
+        sparse_tensors = [attr.sparse_tensor] if attr.HasField("sparse_tensor") else []
+        for sparse in [*sparse_tensors, *attr.sparse_tensors]:
+            yield from (sparse.values, sparse.indices)
+        if attr.HasField("g"):
+            yield from _graph_tensors(attr.g)
+        for graph in attr.graphs:
+            yield from _graph_tensors(graph)
+
+
+def _all_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor a model carries, wherever ONNX lets one hide.
+
+    Initializers, sparse initializers (values and indices), node attributes (`value`,
+    `sparse_value`, tensor lists), subgraphs of If/Loop/Scan at any depth, local functions and
+    training-info graphs: each can name external data, and onnxruntime reads what it names.
+    """
+    yield from _graph_tensors(model.graph)
+    for function in model.functions:
+        for node in function.node:
+            yield from _node_tensors(node)
+    for info in model.training_info:
+        yield from _graph_tensors(info.initialization)
+        yield from _graph_tensors(info.algorithm)
+
+
+def _is_external(tensor: onnx.TensorProto) -> bool:
+    return tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data) > 0
 
 
 def external_data_files(path: Path) -> set[Path]:
@@ -82,29 +115,69 @@ def external_data_files(path: Path) -> set[Path]:
         model.ParseFromString(path.read_bytes())
     except (DecodeError, RuntimeWarning, ValueError, OSError):
         return set()
-    return {(path.parent / entry.value).resolve() for tensor in _external_tensors(model)
-            for entry in tensor.external_data if entry.key == "location"}
+    files = set()
+    for tensor in _all_tensors(model):
+        for entry in tensor.external_data:
+            if entry.key == "location" and entry.value and "\0" not in entry.value:
+                files.add((path.parent / entry.value).resolve())
+    return files
+
+
+@dataclass(frozen=True)
+class _ExternalRef:
+    """Where one tensor's external bytes lie, checked to be inside the model's folder."""
+
+    target: Path
+    offset: int
+    length: int | None
+
+
+def _external_ref(tensor: onnx.TensorProto, folder: Path, path: Path) -> _ExternalRef:
+    entries = {entry.key: entry.value for entry in tensor.external_data}
+    location = entries.get("location", "")
+    name = tensor.name or "(unnamed)"
+    if not location or "\0" in location or Path(location).is_absolute():
+        raise ModelFileError(f"external data of tensor '{name}' points outside the model's folder "
+                             f"({location!r}): {path}")
+    target = (folder / location).resolve()
+    if not target.is_relative_to(folder):
+        raise ModelFileError(f"external data of tensor '{name}' points outside the model's folder "
+                             f"({location!r}): {path}")
+    if not target.is_file():
+        raise ModelFileError(f"external data file missing for tensor '{name}': {target}")
+    try:
+        offset = int(entries.get("offset") or 0)
+        length = int(entries["length"]) if entries.get("length") else None
+    except ValueError:
+        raise ModelFileError(f"external data of tensor '{name}' has a non-numeric offset or length: {path}") from None
+    if offset < 0 or (length is not None and length < 0):
+        raise ModelFileError(f"external data of tensor '{name}' has a negative offset or length: {path}")
+    size = target.stat().st_size
+    if offset > size or (length is not None and offset + length > size):
+        raise ModelFileError(f"external data of tensor '{name}' is truncated: {target}")
+    return _ExternalRef(target, offset, length)
 
 
 def _load_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> None:
-    tensors = list(_external_tensors(model))
-    if not tensors:
-        return
-    for tensor in tensors:
-        entries = {entry.key: entry.value for entry in tensor.external_data}
-        location = entries.get("location", "")
-        target = (folder / location).resolve()
-        if not location or Path(location).is_absolute() or not target.is_relative_to(folder):
-            raise ModelFileError(
-                f"external data of tensor '{tensor.name}' points outside the model's folder "
-                f"({location!r}): {path}"
-            )
-        if not target.is_file():
-            raise ModelFileError(f"external data file missing for tensor '{tensor.name}': {target}")
-        end = int(entries.get("offset", 0) or 0) + int(entries.get("length", 0) or 0)
-        if end > target.stat().st_size:
-            raise ModelFileError(f"external data of tensor '{tensor.name}' is truncated: {target}")
-    try:
-        onnx.load_external_data_for_model(model, str(folder))
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"could not read external data for {path}: {exc}") from exc
+    """Read every tensor's external bytes into the model itself.
+
+    Every reference is checked before any byte is read, and the bytes are read here, not by
+    onnx or onnxruntime (onnx's loader skips sparse tensors, which onnxruntime then resolves on
+    its own), so the model handed on carries no external reference at all.
+    """
+    tensors = [tensor for tensor in _all_tensors(model) if _is_external(tensor)]
+    refs = [_external_ref(tensor, folder, path) for tensor in tensors]
+    total = 0
+    for tensor, ref in zip(tensors, refs, strict=True):
+        try:
+            with ref.target.open("rb") as handle:
+                handle.seek(ref.offset)
+                data = handle.read(MAX_MODEL_BYTES - total + 1 if ref.length is None else ref.length)
+        except OSError as exc:
+            raise ModelFileError(f"could not read external data for {path}: {first_line(exc)}") from exc
+        total += len(data)
+        if total > MAX_MODEL_BYTES:
+            raise ModelFileError(f"external data is larger than {MAX_MODEL_BYTES} bytes: {path}")
+        tensor.raw_data = data
+        del tensor.external_data[:]
+        tensor.data_location = onnx.TensorProto.DEFAULT
