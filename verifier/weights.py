@@ -173,7 +173,8 @@ def sketch(model: onnx.ModelProto) -> WeightSketch:
     layers, kernels = [], []
     for weight in conv_weights(model):
         out, inputs, kh, kw = weight.shape
-        if kh * kw < MIN_KERNEL_ELEMENTS or inputs < MIN_INPUT_CHANNELS or out < MIN_OUTPUT_CHANNELS or weight.size > MAX_LAYER_ELEMENTS:
+        too_small = kh * kw < MIN_KERNEL_ELEMENTS or inputs < MIN_INPUT_CHANNELS or out < MIN_OUTPUT_CHANNELS
+        if too_small or weight.size > MAX_LAYER_ELEMENTS:
             continue
         layers.append(_descriptors(weight))
         kernels.append((kh, kw))
