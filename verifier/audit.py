@@ -29,11 +29,13 @@ from typing import Literal
 
 from verifier.audit_cache import Cache, key
 from verifier.errors import InputError, VerifierError, first_line
+from verifier.evidence import Evidence, EvidenceKind
 from verifier.fingerprint import Fingerprint
+from verifier.weights import WeightSketch
 
-Outcome = Literal["derived", "independent", "incomparable", "error"]
+Outcome = Literal["derived", "similar", "independent", "incomparable", "error"]
 #: What `--fail-on` can name; "independent" also covers suspects no owner can be compared with.
-FAIL_ON = ("derived", "independent", "error", "never")
+FAIL_ON = ("derived", "similar", "independent", "error", "never")
 #: The default gate: a model derived from an owner's, or a file that could not be audited, fails it.
 DEFAULT_FAIL_ON = ("derived", "error")
 _FRAMEWORK_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -62,9 +64,15 @@ class PairResult:
     fpr: float | None = None
     method: str | None = None
     seconds: float = 0.0
-    cached: bool = False  # the suspect's evidence came from the cache
-    evidence: str | None = None  # cache key of the suspect's evidence, for reports
+    cached: bool = False  # the suspect's behavioural evidence came from the cache
+    evidence_key: str | None = None  # cache key of the suspect's behavioural evidence, for reports
     message: str | None = None  # why the pair is incomparable or failed
+    evidence: tuple[Evidence, ...] = ()  # every piece of evidence, with its p-value
+    decided_by: EvidenceKind | None = None  # the kind of evidence that made the verdict
+
+    def piece(self, kind: EvidenceKind) -> Evidence | None:
+        """The evidence of one kind, if it was gathered."""
+        return next((piece for piece in self.evidence if piece.kind == kind), None)
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,7 @@ class AuditResult:
     def counts(self) -> dict[str, int]:
         """Number of suspects per verdict."""
         return {outcome: sum(row.verdict == outcome for row in self.rows)
-                for outcome in ("derived", "independent", "incomparable", "error")}
+                for outcome in ("derived", "similar", "independent", "incomparable", "error")}
 
     def failing(self, fail_on: Iterable[str]) -> list[AuditRow]:
         """Rows that fail the gate `fail_on` (see FAIL_ON)."""
@@ -225,6 +233,7 @@ class _Worker:
         from exporters import detect
         from exporters.base import source_digest
         from verifier.model import load_model
+        from verifier.verification import suspect_sketch
 
         known["sha256"] = source_digest(path)
         exporter = detect(path)
@@ -233,7 +242,8 @@ class _Worker:
         if exporter.name != "onnx":
             onnx_path, record, cached = self._export(path, known["sha256"], exporter.name)
         model = load_model(onnx_path, threads=self.threads)
-        pairs = tuple(self._pair(owner, model) for owner in self.owners)
+        lineage = suspect_sketch(model)
+        pairs = tuple(self._pair(owner, model, lineage) for owner in self.owners)
         return AuditRow(path=str(path), name=name, verdict=_row_verdict(pairs), seconds=0.0, **known,
                         onnx_sha256=model.source.sha256, export=record, export_cached=cached, pairs=pairs)
 
@@ -253,7 +263,7 @@ class _Worker:
         self.cache.write_export_record(entry, record)
         return target, record, False
 
-    def _pair(self, owner: Owner, model) -> PairResult:
+    def _pair(self, owner: Owner, model, lineage: WeightSketch | None) -> PairResult:
         from verifier.fingerprint import check_comparable, evidence
         from verifier.verification import judge
 
@@ -271,13 +281,14 @@ class _Worker:
             if found is None:
                 found = evidence(fp, model)
                 self.cache.write_evidence(entry, found)
-            verdict = judge(fp, found, started)
+            verdict = judge(fp, found, started, lineage)
         except VerifierError as exc:
             return PairResult(owner=owner.name, verdict="error", message=str(exc),
                               seconds=round(time.perf_counter() - started, 3))
         return PairResult(owner=owner.name, verdict=verdict.verdict, score=verdict.score, threshold=verdict.threshold,
                           p_value=verdict.p_value, fpr=verdict.fpr, method=verdict.method, seconds=verdict.seconds,
-                          cached=cached, evidence=entry)
+                          cached=cached, evidence_key=entry, evidence=verdict.evidence,
+                          decided_by=verdict.decided_by)
 
 
 def _probe_digest(fp: Fingerprint) -> str | None:
@@ -289,9 +300,11 @@ def _probe_digest(fp: Fingerprint) -> str | None:
 
 def _row_verdict(pairs: Sequence[PairResult]) -> Outcome:
     """derived if any owner says so; else error if any pair failed (the gate cannot vouch for that owner);
-    else independent if any owner was compared; else incomparable."""
+    else similar if any owner's behaviour matched; else independent if any owner was compared; else
+    incomparable."""
     verdicts = {pair.verdict for pair in pairs}
-    return next(outcome for outcome in ("derived", "error", "independent", "incomparable") if outcome in verdicts)
+    return next(outcome for outcome in ("derived", "error", "similar", "independent", "incomparable")
+                if outcome in verdicts)
 
 
 _WORKER: _Worker | None = None

@@ -11,7 +11,8 @@ Top level: ``schema`` ("verifier.audit"), ``schema_version``, ``tool`` (name, ve
 fingerprint: name, path, sha256 of the file, sha256 of the owner model, method, FPR,
 threshold), ``suspects`` (one per file: path, name, sha256, format, sha256 of the ONNX
 verified, the export record, verdict, best-matching owner with its score, threshold and
-p-value, seconds, error, and ``pairs``: the result against every owner), ``skipped``
+p-value, seconds, error, and ``pairs``: the result against every owner, each with its
+``evidence`` (weights and behaviour, each with score, threshold, p-value) and ``decided_by``), ``skipped``
 (files in the folders no exporter recognises), ``errors`` (every file or pair that could
 not be audited, with its message), ``summary`` (suspects per verdict) and ``gate``
 (``fail_on``, the failing suspects and the exit code).
@@ -23,20 +24,26 @@ from verifier import __version__
 from verifier.audit import AuditResult, AuditRow, PairResult
 
 SCHEMA_NAME = "verifier.audit"
-SCHEMA_VERSION = 1
+#: 2: the verdict "similar", and each pair's evidence (weights, behaviour) with the kind that decided.
+SCHEMA_VERSION = 2
 
 _NUMBER = {"type": ["number", "null"]}
 _TEXT = {"type": ["string", "null"]}
-_VERDICT = {"enum": ["derived", "independent", "incomparable", "error"]}
+_VERDICT = {"enum": ["derived", "similar", "independent", "incomparable", "error"]}
+_KIND = {"enum": ["weights", "behaviour", None]}
 
 
 def _object(properties: dict, required: list[str] | None = None) -> dict:
     return {"type": "object", "properties": properties, "required": required or sorted(properties)}
 
 
+_EVIDENCE = _object({"kind": {"enum": ["weights", "behaviour"]}, "method": {"type": "string"},
+                     "score": {"type": "number"}, "threshold": {"type": "number"}, "p_value": {"type": "number"},
+                     "significant": {"type": "boolean"}, "detail": {"type": "string"}})
 _PAIR = _object({"owner": {"type": "string"}, "verdict": _VERDICT, "score": _NUMBER, "threshold": _NUMBER,
                  "p_value": _NUMBER, "fpr": _NUMBER, "method": _TEXT, "seconds": {"type": "number"},
-                 "cached": {"type": "boolean"}, "message": _TEXT})
+                 "cached": {"type": "boolean"}, "message": _TEXT, "decided_by": _KIND,
+                 "evidence": {"type": "array", "items": _EVIDENCE}})
 _SUSPECT = _object({
     "path": {"type": "string"}, "name": {"type": "string"}, "sha256": _TEXT, "format": _TEXT, "onnx_sha256": _TEXT,
     "export": {"type": ["object", "null"]}, "export_cached": {"type": "boolean"}, "verdict": _VERDICT,
@@ -73,7 +80,8 @@ JSON_SCHEMA: dict = {
 def _pair(pair: PairResult) -> dict:
     return {"owner": pair.owner, "verdict": pair.verdict, "score": pair.score, "threshold": pair.threshold,
             "p_value": pair.p_value, "fpr": pair.fpr, "method": pair.method, "seconds": pair.seconds,
-            "cached": pair.cached, "message": pair.message}
+            "cached": pair.cached, "message": pair.message, "decided_by": pair.decided_by,
+            "evidence": [piece.to_dict() for piece in pair.evidence]}
 
 
 def _suspect(row: AuditRow) -> dict:

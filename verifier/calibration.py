@@ -48,8 +48,13 @@ class Calibration:
 
     @property
     def threshold(self) -> float:
-        """Scores above this are `derived` at the nominal false-positive rate."""
-        return self.mean + float(norm.isf(self.fpr)) * self.std
+        """Scores above this are significant at the nominal false-positive rate."""
+        return self.threshold_at(self.fpr)
+
+    def threshold_at(self, fpr: float) -> float:
+        """Scores above this are significant at false-positive rate `fpr` (a share of the verdict's, see
+        :func:`verifier.evidence.share`)."""
+        return self.mean + float(norm.isf(fpr)) * self.std
 
     def p_value(self, score: float) -> float:
         """Chance that an independent model scores at least `score` under the fitted null."""

@@ -172,8 +172,10 @@ def fingerprint(model_path: str, output: Path, references, method, recipe, seeds
     calibration = result.calibration
     click.echo(f"wrote {output}: {len(settings.seeds)} critical images ({settings.recipe.name} recipe, "
                f"{settings.degradation.describe()}), {result.cost['evaluations']} gradient evaluations in "
-               f"{result.cost['seconds']:.1f} s; threshold {calibration.threshold:.3f} at FPR {calibration.fpr:g} "
-               f"from {len(calibration.null_scores)} reference models")
+               f"{result.cost['seconds']:.1f} s; behaviour threshold {calibration.threshold:.3f} at FPR "
+               f"{calibration.fpr:g} from {len(calibration.null_scores)} reference models; weight sketch of "
+               f"{len(result.weights)} layers" + ("" if len(result.weights) else
+                                                  " (no convolution qualifies: weight evidence unavailable)"))
 
 
 def _digest(path: str) -> str:
@@ -190,7 +192,10 @@ def _digest(path: str) -> str:
 def verify(fingerprint_path: str, suspect_path: str, as_json: bool, layout, value_range, threads) -> None:
     """Decide whether SUSPECT derives from the model fingerprinted in FP.
 
-    Exit status: 0 derived, 1 independent, 2 error.
+    Evidence: SUSPECT's weights (lineage) and its behaviour on the owner's probes.  Behaviour
+    alone never says derived: strong models of one task behave alike.
+
+    Exit status: 0 derived, 1 independent, 3 similar behaviour but lineage not shown, 2 error.
     """
     from verifier import fingerprint_file
     from verifier.verification import verify as run_verify
@@ -208,9 +213,29 @@ def verify(fingerprint_path: str, suspect_path: str, as_json: bool, layout, valu
             **result.to_dict(),
         }, indent=2))
     else:
-        click.echo(f"{result.verdict}: score {result.score:.3f}, threshold {result.threshold:.3f}, "
-                   f"p-value {result.p_value:.2g} (method {result.method}, FPR {result.fpr:g}, {result.seconds:.1f} s)")
-    sys.exit(0 if result.verdict == "derived" else 1)
+        _print_verdict(result)
+    sys.exit(VERDICT_EXIT[result.verdict])
+
+
+#: Exit status of `verify` per verdict.
+VERDICT_EXIT = {"derived": 0, "independent": 1, "similar": 3}
+
+
+def _print_verdict(result) -> None:
+    """The verdict on one line, then one line per piece of evidence (the deciding one marked)."""
+    decided = f"decided by {result.decided_by}" if result.decided_by else "no evidence significant"
+    click.echo(f"{result.verdict} ({result.meaning}): p-value {_p(result.p_value)}, {decided}, "
+               f"FPR {result.fpr:g}, {result.seconds:.1f} s")
+    for piece in result.evidence:
+        mark = "*" if piece.kind == result.decided_by else " "
+        detail = f", {piece.detail}" if piece.detail else ""
+        click.echo(f" {mark} {piece.kind:<9} score {piece.score:.3f}, threshold {piece.threshold:.3f}, "
+                   f"p-value {_p(piece.p_value)} ({piece.method}{detail})")
+
+
+def _p(value: float) -> str:
+    """A p-value for people: below what a double holds it is '< 1e-300', not 0."""
+    return f"{value:.2g}" if value > 0 else "< 1e-300"
 
 
 @main.command()
@@ -220,8 +245,9 @@ def verify(fingerprint_path: str, suspect_path: str, as_json: bool, layout, valu
 def compare(first: str, second: str, as_json: bool) -> None:
     """Compare the critical images of two fingerprints (no models needed).
 
-    Decides (exit 0 derived, 1 independent) only when FP_A was made with --method paper;
-    otherwise prints the distances and exits 0.
+    Decides from the weight sketches (both fingerprints made from files with convolutions) and,
+    when FP_A was made with --method paper, the critical images (exit 0 derived, 1 independent,
+    3 similar); with neither, prints the distances and exits 0.
     """
     from verifier import fingerprint_file
     from verifier.verification import compare as run_compare
@@ -233,10 +259,9 @@ def compare(first: str, second: str, as_json: bool) -> None:
         click.echo(f"histogram distance {result.histogram_distance:.4f}, "
                    f"pixel correlation {result.pixel_correlation:.3f}")
         if result.verdict is not None:
-            click.echo(f"{result.verdict.verdict}: score {result.verdict.score:.3f}, "
-                       f"threshold {result.verdict.threshold:.3f}, p-value {result.verdict.p_value:.2g}")
-    if result.verdict is not None and result.verdict.verdict != "derived":
-        sys.exit(1)
+            _print_verdict(result.verdict)
+    if result.verdict is not None:
+        sys.exit(VERDICT_EXIT[result.verdict.verdict])
 
 
 @main.command()

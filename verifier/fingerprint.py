@@ -3,7 +3,8 @@
 A fingerprint records every setting the suspect side must repeat (method,
 recipe, degradation, seeds, thread count) plus the owner's evidence for the
 chosen method and the null distribution of scores against independent
-reference models, so that `verify` needs nothing but the file and the suspect.
+reference models, so that `verify` needs nothing but the file and the suspect,
+and the owner's weight sketch (:mod:`verifier.weights`) for lineage evidence.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from verifier.errors import InputError
 from verifier.inversion import CriticalImages, Progress, Recipe, critical_images, initial_image
 from verifier.methods import MethodName, Probes, make_probes, paper_score, residuals, response_score
 from verifier.model import Model
+from verifier.weights import EMPTY_SKETCH, WeightSketch, sketch
 
 #: Default number of critical images (seeds) per fingerprint.
 DEFAULT_SEEDS = 4
@@ -65,6 +67,7 @@ class Fingerprint:
     references: np.ndarray
     calibration: Calibration
     cost: dict  # gradient evaluations and seconds spent on the owner's critical images
+    weights: WeightSketch = EMPTY_SKETCH  # the owner's weight-lineage sketch (empty: none of its layers qualify)
 
     @property
     def starts(self) -> np.ndarray:
@@ -139,6 +142,7 @@ def create(model: Model, references: list[Model], settings: Settings, fpr: float
         raise InputError("the owner model must come from a file (its sha256 goes into the fingerprint)")
     check_reference_count(len(references))
     owner = {"sha256": model.source.sha256, **io_summary(model)}
+    lineage = sketch(model.original) if model.original is not None else EMPTY_SKETCH
     for index, reference in enumerate(references):
         check_comparable(owner, reference, f"reference model {index + 1}")
     if found is None:
@@ -152,7 +156,7 @@ def create(model: Model, references: list[Model], settings: Settings, fpr: float
             if progress:
                 progress(f"reference model {index + 1}/{len(references)}")
             null.append(paper_score(found.images, suspect_critical(reference, settings)))
-        return Fingerprint(settings, owner, found.images, empty, empty, calibrate(null, names, fpr), cost)
+        return Fingerprint(settings, owner, found.images, empty, empty, calibrate(null, names, fpr), cost, lineage)
     probes = make_probes(found.images, start_images(settings, found.images.shape[1:]), settings.degradation)
     if progress:
         progress(f"running the owner and {len(references)} reference models on {len(probes.targets)} probes")
@@ -161,4 +165,4 @@ def create(model: Model, references: list[Model], settings: Settings, fpr: float
     # Each reference is scored with the others as controls, as a suspect is with all of them.
     null = [response_score(own, others[j], np.delete(others, j, axis=0)) for j in range(len(others))]
     return Fingerprint(settings, owner, found.images, own.astype(np.float32), others, calibrate(null, names, fpr),
-                       cost)
+                       cost, lineage)

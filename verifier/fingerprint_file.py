@@ -1,12 +1,16 @@
 """The fingerprint file: a zip of JSON, .npy arrays and PNG previews, never a pickle.
 
-Layout (schema 1)::
+Layout (schema 2)::
 
     fingerprint.json        settings, owner sha256 and I/O, calibration, cost,
-                            sha256 of every other member, and `content_sha256`
-                            over all of the above
+                            the weight sketch's kernel sizes, sha256 of every
+                            other member, and `content_sha256` over all of the above
     arrays/<name>.npy       critical images, owner and reference residuals
+    weights/layer_<l>.npy   the owner's weight sketch, one array per layer
+                            (descriptors, not weights: see verifier.weights)
     previews/critical_<k>.png   the critical images, for people
+
+Schema 1 files (before weight sketches) are still read; they give no weight evidence.
 
 Loading checks the schema version, every member's digest and the content
 digest, so a truncated or edited file is refused instead of giving a verdict.
@@ -30,8 +34,11 @@ from verifier.calibration import Calibration
 from verifier.errors import InputError, ModelFileError
 from verifier.fingerprint import Fingerprint, Settings
 from verifier.png import encode_png
+from verifier.weights import WeightSketch
 
-SCHEMA = 1
+SCHEMA = 2
+#: Older schemas this version still reads.
+_READABLE = (1, 2)
 _META = "fingerprint.json"
 _ARRAYS = ("critical", "residuals", "references")
 #: Largest member we agree to decompress (guards against zip bombs).
@@ -56,6 +63,8 @@ def _npy(array: np.ndarray) -> bytes:
 def save(fingerprint: Fingerprint, path: str | Path) -> None:
     """Write atomically: the file appears complete or not at all."""
     members = {f"arrays/{name}.npy": _npy(getattr(fingerprint, name)) for name in _ARRAYS}
+    for index, layer in enumerate(fingerprint.weights.layers):
+        members[f"weights/layer_{index}.npy"] = _npy(layer)
     for index, image in enumerate(fingerprint.critical):
         members[f"previews/critical_{index}.png"] = encode_png(image)
     meta = {
@@ -65,6 +74,7 @@ def save(fingerprint: Fingerprint, path: str | Path) -> None:
         "owner": fingerprint.owner,
         "calibration": fingerprint.calibration.to_dict(),
         "cost": fingerprint.cost,
+        "weights": {"kernels": [list(kernel) for kernel in fingerprint.weights.kernels]},
         "members": {name: _sha256(data) for name, data in sorted(members.items())},
     }
     meta["content_sha256"] = _content_digest(meta)
@@ -91,11 +101,24 @@ def _read_member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
     return archive.read(name)
 
 
+def _sketch(meta: dict, arrays: dict[str, np.ndarray]) -> WeightSketch:
+    kernels = [(int(kh), int(kw)) for kh, kw in meta.get("weights", {"kernels": []})["kernels"]]
+    layers = [arrays.get(f"weights/layer_{index}") for index in range(len(kernels))]
+    stored = sum(name.startswith("weights/") for name in arrays)
+    if stored != len(kernels):
+        raise InputError(f"{stored} weight-sketch layers for {len(kernels)} kernel sizes")
+    for layer, (kh, kw) in zip(layers, kernels, strict=True):
+        width = kh * kw * (kh * kw + 1) // 2
+        if layer is None or layer.ndim != 2 or layer.shape[1] != width or layer.dtype != np.float32:
+            raise InputError("a weight-sketch layer does not match its kernel size")
+    return WeightSketch(tuple(layer for layer in layers if layer is not None), tuple(kernels))
+
+
 def _parse(meta: dict, arrays: dict[str, np.ndarray]) -> Fingerprint:
     calibration = Calibration.from_dict(meta["calibration"])
     return Fingerprint(settings=Settings.from_dict(meta["settings"]), owner=dict(meta["owner"]),
                        critical=arrays["critical"], residuals=arrays["residuals"], references=arrays["references"],
-                       calibration=calibration, cost=dict(meta["cost"]))
+                       calibration=calibration, cost=dict(meta["cost"]), weights=_sketch(meta, arrays))
 
 
 def load(path: str | Path) -> Fingerprint:
@@ -108,7 +131,7 @@ def load(path: str | Path) -> Fingerprint:
             meta = json.loads(_read_member(archive, _META, path))
             if not isinstance(meta, dict) or "schema" not in meta:
                 raise ModelFileError(f"{path}: not a verifier fingerprint")
-            if meta["schema"] != SCHEMA:
+            if meta["schema"] not in _READABLE:
                 raise ModelFileError(f"{path}: fingerprint schema {meta['schema']} is not supported "
                                      f"(this verifier reads schema {SCHEMA}; upgrade verifier)")
             if meta.get("content_sha256") != _content_digest(meta):
@@ -121,6 +144,8 @@ def load(path: str | Path) -> Fingerprint:
                 if name.startswith("arrays/"):
                     arrays[name.removeprefix("arrays/").removesuffix(".npy")] = np.load(io.BytesIO(data),
                                                                                         allow_pickle=False)
+                elif name.startswith("weights/"):
+                    arrays[name.removesuffix(".npy")] = np.load(io.BytesIO(data), allow_pickle=False)
             return _parse(meta, arrays)
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ModelFileError(f"{path}: not a readable fingerprint file ({exc})") from exc

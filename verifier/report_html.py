@@ -1,7 +1,8 @@
 """The audit report people look at: one self-contained HTML page (images inline as data: URIs, charts as SVG).
 
 For every suspect it shows the verdict against its best-matching owner and the evidence
-behind it: the owner's critical images, and either the probes with the owner's and the
+behind it: a table of every piece (weights, behaviour) with its p-value and the one that
+decided; the owner's critical images, and either the probes with the owner's and the
 suspect's residuals on them (``response`` method) or the suspect's own critical images
 (``paper``); a histogram of the two sides' values; and where the suspect's score sits
 against the owner's calibrated null distribution and threshold.  The suspect's evidence
@@ -20,6 +21,7 @@ import numpy as np
 from verifier import __version__
 from verifier.audit import AuditResult, AuditRow, Owner, PairResult
 from verifier.audit_cache import Cache
+from verifier.evidence import MEANING, Evidence
 from verifier.png import encode_png
 
 #: At most this many images per strip.
@@ -30,13 +32,14 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; max-width
 table { border-collapse: collapse; margin: 0.5em 0; }
 td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: middle; }
 .verdict { font-weight: bold; padding: 1px 8px; border-radius: 3px; color: white; }
-.derived { background: #c62828; } .independent { background: #2e7d32; }
+.derived { background: #c62828; } .independent { background: #2e7d32; } .similar { background: #ef6c00; }
 .incomparable { background: #757575; } .error { background: #6a1b9a; }
 section.suspect { border-top: 2px solid #ddd; margin-top: 1.5em; padding-top: 0.5em; }
 img { image-rendering: pixelated; width: 96px; height: 96px; margin: 2px; border: 1px solid #aaa; }
 .strip th { width: 190px; font-weight: normal; }
 .charts { display: flex; gap: 2em; flex-wrap: wrap; }
 p.message { color: #6a1b9a; }
+tr.decided td { font-weight: bold; }
 """
 
 
@@ -77,15 +80,16 @@ def _histogram(owner: np.ndarray, suspect: np.ndarray, title: str) -> str:
             "</svg>")
 
 
-def _score_scale(owner: Owner, pair: PairResult) -> str:
-    """The owner's null distribution (reference scores, fitted normal), the threshold and the suspect's score."""
+def _score_scale(owner: Owner, behaviour: Evidence) -> str:
+    """The owner's behavioural null distribution (reference scores, fitted normal), the threshold the behaviour
+    evidence was held to and the suspect's score."""
     calibration = owner.fingerprint.calibration
     width, height = 480, 150
+    threshold, score = behaviour.threshold, behaviour.score
     # The axis spans the null (+-6 std) and the threshold; a score far outside sits at the edge, value in its label.
     low = min(*calibration.null_scores, calibration.mean - 6 * calibration.std)
-    high = max(*calibration.null_scores, calibration.threshold, calibration.mean + 6 * calibration.std)
-    if pair.score is not None:
-        low, high = min(low, max(pair.score, low - (high - low))), max(high, min(pair.score, high + (high - low)))
+    high = max(*calibration.null_scores, threshold, calibration.mean + 6 * calibration.std)
+    low, high = min(low, max(score, low - (high - low))), max(high, min(score, high + (high - low)))
 
     def x(value: float) -> float:
         return 20 + (min(max(value, low), high) - low) / (high - low) * (width - 40)
@@ -98,18 +102,30 @@ def _score_scale(owner: Owner, pair: PairResult) -> str:
     curve = " ".join(f"{x(g):.1f},{height - 30 - d * 80:.1f}" for g, d in zip(grid, density, strict=True))
     ticks = "".join(f'<line class="null" x1="{x(s):.1f}" y1="{height - 36}" x2="{x(s):.1f}" y2="{height - 24}" '
                     'stroke="#555" stroke-width="2"/>' for s in calibration.null_scores)
-    colour = "#c62828" if pair.verdict == "derived" else "#2e7d32"
-    at, mark = x(calibration.threshold), x(pair.score)
+    colour = "#ef6c00" if behaviour.significant else "#2e7d32"
+    at, mark = x(threshold), x(score)
     return (f'<svg class="score-scale" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
             f'<text x="10" y="14">score against the calibrated null ({len(calibration.null_scores)} references)</text>'
             f'<polyline fill="none" stroke="#999" points="{curve}"/>{ticks}'
             f'<line x1="20" y1="{height - 30}" x2="{width - 20}" y2="{height - 30}" stroke="#999"/>'
             f'<line class="threshold" x1="{at:.1f}" y1="30" x2="{at:.1f}" y2="{height - 30}" stroke="#000" '
             f'stroke-dasharray="4 3"/><text x="{at:.1f}" y="28" font-size="11" text-anchor="{anchor(at)}">'
-            f"threshold {calibration.threshold:.3f} (FPR {calibration.fpr:g})</text>"
+            f"threshold {threshold:.3f} (p {behaviour.p_value:.2g} needed below {calibration.fpr:g} / evidence)</text>"
             f'<line class="score" x1="{mark:.1f}" y1="40" x2="{mark:.1f}" y2="{height - 30}" stroke="{colour}" '
             f'stroke-width="3"/><text x="{mark:.1f}" y="{height - 10}" font-size="11" text-anchor="{anchor(mark)}" '
-            f'fill="{colour}">score {pair.score:.3f}</text></svg>')
+            f'fill="{colour}">behaviour score {score:.3f}</text></svg>')
+
+
+def _evidence_table(pair: PairResult) -> str:
+    """Every piece of evidence with its p-value; the one that decided is marked."""
+    body = "".join(f'<tr class="{"decided" if e.kind == pair.decided_by else ""}"><td>{e.kind}</td>'
+                   f"<td>{e.method}</td><td>{_fmt(e.score, '.3f')}</td><td>{_fmt(e.threshold, '.3f')}</td>"
+                   f"<td>{_fmt(e.p_value, '.2g')}</td><td>{'yes' if e.significant else 'no'}</td>"
+                   f"<td>{'decided' if e.kind == pair.decided_by else ''}</td><td>{html.escape(e.detail)}</td></tr>"
+                   for e in pair.evidence)
+    return (f'<p class="meaning">{html.escape(pair.verdict)}: {html.escape(MEANING.get(pair.verdict, ""))}</p>'
+            '<table class="evidence"><tr><th>evidence</th><th>method</th><th>score</th><th>threshold</th>'
+            f"<th>p-value</th><th>significant</th><th></th><th>detail</th></tr>{body}</table>")
 
 
 def _evidence(owner: Owner, pair: PairResult, suspect: np.ndarray) -> str:
@@ -126,8 +142,10 @@ def _evidence(owner: Owner, pair: PairResult, suspect: np.ndarray) -> str:
                  _strip("owner's residuals on them", _residual_images(fp.residuals[:count], gain), "owner-residual"),
                  _strip("suspect's residuals on them", _residual_images(suspect[:count], gain), "suspect")]
         chart = _histogram(fp.residuals.ravel(), suspect.ravel(), "residual values on all probes")
-    return (f'<table class="strip">{"".join(rows)}</table>'
-            f'<div class="charts">{_score_scale(owner, pair)}{chart}</div>')
+    behaviour = pair.piece("behaviour")
+    scale = _score_scale(owner, behaviour) if behaviour is not None else ""
+    return f'<table class="strip">{"".join(rows)}</table><div class="charts">{scale}{chart}</div>'
+
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -154,8 +172,10 @@ def _section(index: int, row: AuditRow, owners: dict[str, Owner], cache: Cache |
              f'<p class="facts">{" · ".join(facts)}</p>']
     if row.message and row.verdict in ("error", "incomparable"):
         parts.append(f'<p class="message">{html.escape(row.message)}</p>')
+    if best is not None and best.evidence:
+        parts.append(_evidence_table(best))
     if best is not None:
-        found = cache.read_evidence(best.evidence) if cache is not None and best.evidence else None
+        found = cache.read_evidence(best.evidence_key) if cache is not None and best.evidence_key else None
         parts.append(_evidence(owners[best.owner], best, found) if found is not None
                      else "<p>the suspect's evidence is no longer in the cache</p>")
     if row.pairs:

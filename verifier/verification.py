@@ -1,60 +1,109 @@
 """The suspect side: run a fingerprint's recorded procedure on a suspect and decide.
 
-`verify` returns a :class:`Verdict` (score, threshold, p-value, verdict).
-`compare` puts two fingerprints side by side without any model: only their
-critical images can be compared, so it uses the ``paper`` features and decides
-only when the first fingerprint carries a ``paper``-method calibration.
+`verify` gathers the evidence a suspect allows (weights when it is a file, behaviour always),
+and returns a :class:`Verdict` holding every piece with its p-value and which one decided
+(see :mod:`verifier.evidence`).  `compare` puts two fingerprints side by side without any
+model: their weight sketches give lineage evidence, their critical images the ``paper``
+features (decided only when the first fingerprint carries a ``paper``-method calibration).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
+from verifier import weights
 from verifier.calibration import Calibration
 from verifier.errors import InputError
+from verifier.evidence import MEANING, Evidence, EvidenceKind, Outcome, adjusted_p_value, decide, share
 from verifier.fingerprint import Fingerprint, evidence, score_evidence
 from verifier.inversion import Progress
 from verifier.methods import histogram_distance, paper_score
 from verifier.model import Model
+from verifier.weights import WeightSketch
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The decision on one suspect against one fingerprint."""
+    """The decision on one suspect against one fingerprint, with the evidence behind it."""
 
-    verdict: str  # "derived" or "independent"
-    score: float
-    threshold: float
-    p_value: float
+    verdict: Outcome
+    evidence: tuple[Evidence, ...]
+    decided_by: EvidenceKind | None  # the kind of evidence that made the verdict (None: independent)
+    p_value: float  # the verdict's: the smallest piece's, Bonferroni-adjusted
     fpr: float
-    method: str
     seconds: float
+
+    @property
+    def primary(self) -> Evidence:
+        """The piece that decided, else the one with the smallest p-value."""
+        deciding = [piece for piece in self.evidence if piece.kind == self.decided_by]
+        return deciding[0] if deciding else min(self.evidence, key=lambda piece: piece.p_value)
+
+    @property
+    def score(self) -> float:
+        """The primary evidence's score."""
+        return self.primary.score
+
+    @property
+    def threshold(self) -> float:
+        """The primary evidence's threshold."""
+        return self.primary.threshold
+
+    @property
+    def method(self) -> str:
+        """The primary evidence's method."""
+        return self.primary.method
+
+    @property
+    def meaning(self) -> str:
+        """The verdict in words."""
+        return MEANING[self.verdict]
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
-        return asdict(self)
+        return {"verdict": self.verdict, "meaning": self.meaning, "decided_by": self.decided_by,
+                "p_value": self.p_value, "fpr": self.fpr, "score": self.score, "threshold": self.threshold,
+                "method": self.method, "seconds": self.seconds,
+                "evidence": [piece.to_dict() for piece in self.evidence]}
 
 
-def _decide(calibration: Calibration, value: float, method: str, started: float) -> Verdict:
-    return Verdict(verdict=calibration.verdict(value), score=value, threshold=calibration.threshold,
-                   p_value=calibration.p_value(value), fpr=calibration.fpr, method=method,
-                   seconds=round(time.perf_counter() - started, 3))
+def _behaviour(calibration: Calibration, value: float, method: str, fpr: float) -> Evidence:
+    return Evidence(kind="behaviour", method=method, score=value, threshold=calibration.threshold_at(fpr),
+                    p_value=calibration.p_value(value))
+
+
+def _verdict(pieces: list[Evidence], fpr: float, started: float) -> Verdict:
+    outcome, decided_by = decide(pieces)
+    return Verdict(verdict=outcome, evidence=tuple(pieces), decided_by=decided_by, p_value=adjusted_p_value(pieces),
+                   fpr=fpr, seconds=round(time.perf_counter() - started, 3))
+
+
+def suspect_sketch(suspect: Model) -> WeightSketch | None:
+    """The suspect's weight sketch, or None when only its outputs are known."""
+    return weights.sketch(suspect.original) if suspect.original is not None else None
 
 
 def verify(fingerprint: Fingerprint, suspect: Model, progress: Progress | None = None) -> Verdict:
-    """Score `suspect` with the fingerprint's method and decide at its calibrated false-positive rate."""
+    """Gather the evidence `suspect` allows and decide at the fingerprint's calibrated false-positive rate."""
     started = time.perf_counter()
-    return judge(fingerprint, evidence(fingerprint, suspect, progress), started)
+    return judge(fingerprint, evidence(fingerprint, suspect, progress), started, suspect_sketch(suspect))
 
 
-def judge(fingerprint: Fingerprint, suspect_evidence: np.ndarray, started: float) -> Verdict:
-    """The verdict on a suspect's :func:`~verifier.fingerprint.evidence` (computed now or read from a cache);
-    `started` is the perf_counter time the verification began, for the reported duration."""
-    return _decide(fingerprint.calibration, score_evidence(fingerprint, suspect_evidence),
-                   fingerprint.settings.method, started)
+def judge(fingerprint: Fingerprint, suspect_evidence: np.ndarray, started: float,
+          suspect_weights: WeightSketch | None = None) -> Verdict:
+    """The verdict on a suspect's behavioural :func:`~verifier.fingerprint.evidence` (computed now or read
+    from a cache) and, when the suspect is a file, its weight sketch; `started` is the perf_counter time
+    the verification began, for the reported duration."""
+    fpr = fingerprint.calibration.fpr
+    with_weights = suspect_weights is not None and len(fingerprint.weights) > 0
+    each = share(fpr, 2 if with_weights else 1)
+    pieces = [weights.evidence(fingerprint.weights, suspect_weights, each)] if with_weights else []
+    pieces.append(_behaviour(fingerprint.calibration, score_evidence(fingerprint, suspect_evidence),
+                             fingerprint.settings.method, each))
+    return _verdict(pieces, fpr, started)
 
 
 @dataclass(frozen=True)
@@ -72,7 +121,8 @@ class Comparison:
 
 
 def compare(first: Fingerprint, second: Fingerprint) -> Comparison:
-    """Compare the critical images of two fingerprints made with the same recipe, degradation and seeds."""
+    """Compare two fingerprints made with the same recipe, degradation and seeds: weight sketches and critical
+    images.  The verdict (None when neither kind of evidence applies) is held to the first one's FPR."""
     a, b = first.settings, second.settings
     if (a.recipe, a.degradation, a.seeds) != (b.recipe, b.degradation, b.seeds):
         raise InputError("the fingerprints were made with different recipes, degradations or seeds")
@@ -82,7 +132,11 @@ def compare(first: Fingerprint, second: Fingerprint) -> Comparison:
     started = time.perf_counter()
     distance = histogram_distance(first.critical, second.critical)
     correlation = float(np.corrcoef(first.critical.ravel(), second.critical.ravel())[0, 1])
-    verdict = None
+    fpr = first.calibration.fpr
+    with_weights = len(first.weights) > 0 and len(second.weights) > 0
+    each = share(fpr, with_weights + (a.method == "paper"))
+    pieces = [weights.evidence(first.weights, second.weights, each)] if with_weights else []
     if a.method == "paper":
-        verdict = _decide(first.calibration, paper_score(first.critical, second.critical), "paper", started)
+        pieces.append(_behaviour(first.calibration, paper_score(first.critical, second.critical), "paper", each))
+    verdict = _verdict(pieces, fpr, started) if pieces else None
     return Comparison(histogram_distance=distance, pixel_correlation=correlation, verdict=verdict)

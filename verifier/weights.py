@@ -20,7 +20,7 @@ What is compared, and why it survives the usual disguises:
 - Descriptors are centred on the layer's mean row first (what every filter of a trained layer
   shares is not evidence).  A layer's score is the Fisher z of its matched rows' mean
   correlation minus the same with the suspect's kernels flipped (chance agreement for this very
-  pair, see :func:`layer_score`); the model's score is the mean over the owner's layers (an
+  pair, see :func:`_layer_score`); the model's score is the mean over the owner's layers (an
   unaligned layer counts as zero), turned into a p-value by a null measured on independent real
   models.
 
@@ -34,13 +34,18 @@ would give the kernel up to sign).
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 from scipy.optimize import linear_sum_assignment
+from scipy.stats import norm
+
+from verifier.evidence import Evidence
 
 #: Ops a weight may pass through between its initializer and the convolution.
 _FOLDABLE = {"Identity", "Cast", "CastLike", "DequantizeLinear", "Transpose", "Reshape", "Squeeze", "Unsqueeze",
@@ -69,6 +74,10 @@ class WeightSketch:
 
     def __len__(self) -> int:
         return len(self.layers)
+
+
+#: The sketch of a model with no layer that qualifies: weight evidence is then unavailable.
+EMPTY_SKETCH = WeightSketch((), ())
 
 
 def conv_weights(model: onnx.ModelProto) -> list[np.ndarray]:
@@ -170,8 +179,13 @@ def _descriptors(weight: np.ndarray) -> np.ndarray:
 
 def sketch(model: onnx.ModelProto) -> WeightSketch:
     """The sketch of a model's spatial convolutions (empty when it has none that qualify)."""
+    return sketch_weights(conv_weights(model))
+
+
+def sketch_weights(convolutions: list[np.ndarray]) -> WeightSketch:
+    """The sketch of (out, in, kh, kw) convolution weights given in the order the network applies them."""
     layers, kernels = [], []
-    for weight in conv_weights(model):
+    for weight in convolutions:
         out, inputs, kh, kw = weight.shape
         too_small = kh * kw < MIN_KERNEL_ELEMENTS or inputs < MIN_INPUT_CHANNELS or out < MIN_OUTPUT_CHANNELS
         if too_small or weight.size > MAX_LAYER_ELEMENTS:
@@ -189,8 +203,8 @@ def _centred(descriptors: np.ndarray) -> np.ndarray:
 
 
 def _matched(owner: np.ndarray, suspect: np.ndarray) -> float:
-    """Fisher z of the mean correlation of Hungarian-matched rows."""
-    correlations = _centred(owner) @ _centred(suspect).T
+    """Fisher z of the mean correlation of Hungarian-matched rows (both already :func:`_centred`)."""
+    correlations = owner @ suspect.T
     rows, cols = linear_sum_assignment(-correlations)
     return float(np.arctanh(np.clip(correlations[rows, cols].mean(), -_MAX_CORRELATION, _MAX_CORRELATION)))
 
@@ -211,7 +225,7 @@ def _flips(kernel: tuple[int, int]) -> tuple[np.ndarray, ...]:
     return tuple(maps)
 
 
-def layer_score(owner: np.ndarray, suspect: np.ndarray, kernel: tuple[int, int]) -> float:
+def _layer_score(owner: np.ndarray, suspect: np.ndarray, kernel: tuple[int, int]) -> float:
     """Matched-row similarity beyond what the same suspect reaches with its kernels flipped.
 
     Matching always finds some agreement between two layers of one task (their filters come
@@ -219,6 +233,7 @@ def layer_score(owner: np.ndarray, suspect: np.ndarray, kernel: tuple[int, int])
     suspect's kernels keeps its population (trained filters are flip-symmetric as a population)
     but destroys any row-by-row identity, so the flipped matches measure chance agreement for
     this very pair: independent layers score about 0 whatever the architecture, copies about 3.
+    Both are :func:`_centred` (centring commutes with flipping, which only reorders entries).
     """
     chance = np.mean([_matched(owner, suspect[:, flip]) for flip in _flips(kernel)])
     return _matched(owner, suspect) - float(chance)
@@ -258,10 +273,51 @@ def compare(owner: WeightSketch, suspect: WeightSketch) -> WeightComparison:
     if not owner.layers or not suspect.layers:
         return WeightComparison(0.0, 0, len(owner.layers))
     scores = np.full((len(owner.layers), len(suspect.layers)), math.nan)
-    for i, (a, ka) in enumerate(zip(owner.layers, owner.kernels, strict=True)):
-        for j, (b, kb) in enumerate(zip(suspect.layers, suspect.kernels, strict=True)):
+    owner_layers, suspect_layers = [_centred(a) for a in owner.layers], [_centred(b) for b in suspect.layers]
+    for i, (a, ka) in enumerate(zip(owner_layers, owner.kernels, strict=True)):
+        for j, (b, kb) in enumerate(zip(suspect_layers, suspect.kernels, strict=True)):
             if ka == kb:
-                scores[i, j] = layer_score(a, b, ka)
+                scores[i, j] = _layer_score(a, b, ka)
     pairs = _alignment(np.maximum(scores, 0.0))
     total = sum(scores[i, j] for i, j in pairs)
     return WeightComparison(float(total / len(owner.layers)), len(pairs), len(owner.layers))
+
+
+#: Floor on the null's standard deviation: independent pairs measured so far spread by about 0.01,
+#: too few architectures to trust so narrow a tail.
+MIN_NULL_STD = 0.05
+_NULL_FILE = Path(__file__).with_name("weight_null.json")
+
+
+@dataclass(frozen=True)
+class WeightNull:
+    """Scores of independent real model pairs (`python -m models.weight_null`), fitted by a normal."""
+
+    mean: float
+    std: float
+    pairs: int
+
+    def threshold(self, fpr: float) -> float:
+        """Scores above this are lineage at false-positive rate `fpr`."""
+        return self.mean + float(norm.isf(fpr)) * self.std
+
+    def p_value(self, score: float) -> float:
+        """Chance that an independent model scores at least `score`."""
+        return float(norm.sf((score - self.mean) / self.std))
+
+
+@functools.cache
+def null() -> WeightNull:
+    """The null shipped with verifier (measured on independent pairs of real third-party models)."""
+    data = json.loads(_NULL_FILE.read_text())
+    scores = np.asarray(data["scores"], dtype=np.float64)
+    return WeightNull(float(scores.mean()), max(float(scores.std(ddof=1)), MIN_NULL_STD), len(scores))
+
+
+def evidence(owner: WeightSketch, suspect: WeightSketch, fpr: float) -> Evidence:
+    """Weight-lineage evidence of `suspect` against `owner`, held to false-positive rate `fpr`."""
+    found = compare(owner, suspect)
+    fitted = null()
+    return Evidence(kind="weights", method="weights", score=found.score, threshold=fitted.threshold(fpr),
+                    p_value=fitted.p_value(found.score),
+                    detail=f"{found.aligned_layers} of the owner's {found.owner_layers} layers aligned")

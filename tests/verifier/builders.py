@@ -57,3 +57,41 @@ def save(model: onnx.ModelProto, path: Path) -> Path:
     """Write a model and return its path."""
     onnx.save(model, str(path))
     return path
+
+
+def chain_weights(seed: int, channels: int = 1, depth: int = 5, width: int = 16) -> list[np.ndarray]:
+    """3x3 kernels for :func:`conv_chain`: a shared population structure (smooth, centre-heavy) plus per-filter
+    identity, like trained layers; `channels` in and out, `width` hidden."""
+    rng = np.random.default_rng(seed)
+    shapes = [(width, channels)] + [(width, width)] * (depth - 2) + [(channels, width)]
+    base = np.outer([1, 2, 1], [1, 2, 1]).astype(np.float32) / 16
+    return [(0.5 * base + rng.normal(0, 0.2, (o, i, 3, 3))).astype(np.float32) for o, i in shapes]
+
+
+def conv_chain(convs: list[np.ndarray], weight_nodes=None) -> onnx.ModelProto:
+    """img -> (Conv 3x3 -> Relu) x n -> out, the weights given; its hidden layers carry a weight sketch.
+
+    `weight_nodes(index, weight, name)` -> (nodes, initializers) may route a weight through other ops.
+    """
+    nodes, initializers, current = [], [], "img"
+    for index, weight in enumerate(convs):
+        name = f"w{index}"
+        if weight_nodes is None:
+            initializers.append(numpy_helper.from_array(weight, name))
+        else:
+            extra_nodes, extra_inits = weight_nodes(index, weight, name)
+            nodes += extra_nodes
+            initializers += extra_inits
+        nodes.append(helper.make_node("Conv", [current, name], [f"c{index}"], pads=[1, 1, 1, 1]))
+        last = index == len(convs) - 1
+        if not last:
+            nodes.append(helper.make_node("Relu", [f"c{index}"], [f"r{index}"]))
+        current = f"c{index}" if last else f"r{index}"
+    nodes.append(helper.make_node("Identity", [current], ["out"]))
+    channels = convs[0].shape[1]
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("img", TensorProto.FLOAT,
+                                                                             ["N", channels, "H", "W"])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model

@@ -76,12 +76,15 @@ def test_table_json_and_exit_code(audited):
         entry = suspects[name]
         assert (entry["verdict"], entry["best_owner"]) == (verdict, owner)
         assert entry["p_value"] < entry["pairs"][0]["fpr"] and entry["score"] > entry["threshold"]
+        best = next(pair for pair in entry["pairs"] if pair["owner"] == owner)
+        assert [piece["kind"] for piece in best["evidence"]] == ["weights", "behaviour"]
+        assert best["decided_by"] == "weights" and best["evidence"][0]["significant"]
         assert rows[name][2] == owner and rows[name][5] == verdict
     corrupt = suspects[CORRUPT]
     assert corrupt["verdict"] == "error" and corrupt["error"] and rows[CORRUPT][5] == "error"
     assert {error["path"] for error in results["errors"]} >= {corrupt["path"]}
     assert results["summary"] == {verdict: sum(e["verdict"] == verdict for e in suspects.values())
-                                  for verdict in ("derived", "independent", "incomparable", "error")}
+                                  for verdict in ("derived", "similar", "independent", "incomparable", "error")}
     # the default gate fails on derived models and on errors; an unreadable file makes it exit 2
     assert results["gate"]["fail_on"] == ["derived", "error"]
     assert audited.exit_code == results["gate"]["exit_code"] == 2
@@ -190,7 +193,7 @@ def test_paper_method_evidence_is_shared_by_owners_with_the_same_settings(traine
     (tmp_path / "vendor" / "copy.onnx").write_bytes(trained_models["owner"].read_bytes())
     result = verifier.audit(owners, [tmp_path / "vendor"], cache=tmp_path / "cache", jobs=1)
     ((first, second),) = [row.pairs for row in result.rows]
-    assert first.evidence == second.evidence and (first.cached, second.cached) == (False, True)
+    assert first.evidence_key == second.evidence_key and (first.cached, second.cached) == (False, True)
     assert (first.verdict, result.rows[0].best.owner) == ("derived", "a")
     page = render(result, DEFAULT_FAIL_ON)
     assert page.count('<img class="critical"') == page.count('<img class="suspect"') == SETTINGS["seeds"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from builders import conv_model, save
+from builders import chain_weights, conv_chain, conv_model, save
 from click.testing import CliRunner
 from onnx import TensorProto, helper
 
@@ -123,9 +123,9 @@ def test_native_logs_do_not_leak(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def fingerprinted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """conv models saved to disk and the owner's fingerprint made through the CLI."""
+    """RGB conv chains saved to disk and the owner's fingerprint made through the CLI."""
     folder = tmp_path_factory.mktemp("cli_fp")
-    paths = {name: save(conv_model(seed=seed), folder / f"{name}.onnx")
+    paths = {name: save(conv_chain(chain_weights(seed, channels=3, depth=3, width=8)), folder / f"{name}.onnx")
              for name, seed in (("owner", 0), ("ref1", 1), ("ref2", 2), ("ref3", 3), ("other", 4))}
     refs = folder / "refs"
     refs.mkdir()
@@ -146,11 +146,28 @@ def test_verify_exit_codes_and_json(fingerprinted: dict[str, Path]):
     assert derived.exit_code == 0, derived.output
     report = json.loads(derived.stdout)  # stdout holds the JSON object and nothing else
     assert report["verdict"] == "derived" and report["score"] > report["threshold"]
+    assert report["decided_by"] == "weights" and [e["kind"] for e in report["evidence"]] == ["weights", "behaviour"]
     assert report["inputs"]["suspect"]["sha256"] == report["inputs"]["fingerprint"]["owner_sha256"]
-    assert {"tool", "p_value", "fpr", "method", "seconds"} <= set(report)
+    assert {"tool", "p_value", "fpr", "method", "seconds", "meaning"} <= set(report)
     independent = _invoke("verify", fp, str(fingerprinted["other"]))
     assert independent.exit_code == 1, independent.output
-    assert independent.stdout.startswith("independent: score")
+    lines = independent.stdout.splitlines()
+    assert lines[0].startswith("independent (no evidence of derivation): p-value")
+    assert lines[1].split()[0] == "weights" and lines[2].split()[0] == "behaviour"
+
+
+def test_verify_behaviour_alone_is_similar_exit_3(tmp_path: Path):
+    """An owner whose convolutions give no weight sketch (one layer, 3 inputs): behaviour alone decides, and an
+    exact copy is "similar", exit 3, never derived."""
+    owner = save(conv_model(seed=0), tmp_path / "owner.onnx")
+    refs = [str(save(conv_model(seed=seed), tmp_path / f"ref{seed}.onnx")) for seed in (1, 2, 3)]
+    fp = tmp_path / "owner.vfp"
+    made = _invoke("fingerprint", str(owner), "-o", str(fp), *[arg for ref in refs for arg in ("--reference", ref)],
+                   "--seeds", "2", "--size", "16", "--threads", "1")
+    assert made.exit_code == 0 and "weight evidence unavailable" in made.stdout, made.output
+    copy = _invoke("verify", str(fp), str(owner))
+    assert copy.exit_code == 3, copy.output
+    assert copy.stdout.startswith("similar (similar behaviour, lineage not shown)")
 
 
 def test_compare(fingerprinted: dict[str, Path]):

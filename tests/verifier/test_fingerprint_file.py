@@ -18,6 +18,8 @@ from verifier.degradation import Degradation
 from verifier.errors import InputError, ModelFileError
 from verifier.fingerprint import Fingerprint, Settings, create
 from verifier.inversion import RECIPES
+from verifier.verification import verify
+from verifier.weights import WeightSketch
 
 SETTINGS = Settings("response", dataclasses.replace(RECIPES["fast"], evaluations=5, size=16),
                     Degradation("noise", sigma=0.1), (0, 1), threads=1)
@@ -139,3 +141,30 @@ def test_too_few_references_fail_before_any_inversion(tmp_path: Path, monkeypatc
     monkeypatch.setattr("verifier.fingerprint.critical_images", lambda *a, **k: pytest.fail("inverted anyway"))
     with pytest.raises(InputError, match="at least 3 independent reference models, got 1"):
         create(owner, [reference], SETTINGS)
+
+
+def test_weight_sketch_round_trips(fingerprint: Fingerprint, tmp_path: Path):
+    rng = np.random.default_rng(0)
+    sketch = WeightSketch((rng.random((8, 45), dtype=np.float32), rng.random((4, 325), dtype=np.float32)),
+                          ((3, 3), (5, 5)))
+    path = tmp_path / "sketched.vfp"
+    fingerprint_file.save(dataclasses.replace(fingerprint, weights=sketch), path)
+    loaded = fingerprint_file.load(path).weights
+    assert loaded.kernels == sketch.kernels
+    assert [layer.tobytes() for layer in loaded.layers] == [layer.tobytes() for layer in sketch.layers]
+
+
+def test_sketch_that_does_not_fit_its_kernel_is_refused(fingerprint: Fingerprint, tmp_path: Path):
+    path = tmp_path / "sketched.vfp"
+    bad = WeightSketch((np.zeros((8, 44), np.float32),), ((3, 3),))
+    fingerprint_file.save(dataclasses.replace(fingerprint, weights=bad), path)
+    with pytest.raises(ModelFileError, match="does not match its kernel size"):
+        fingerprint_file.load(path)
+
+
+def test_schema_1_files_still_load_without_weight_evidence(tmp_path: Path):
+    """A file written by verifier before weight sketches (commit 1b9dade): conv_model(seed=0), 2 seeds, 16 px."""
+    old = fingerprint_file.load(Path(__file__).parent / "data" / "fingerprint_schema1.vfp")
+    assert len(old.weights) == 0 and old.settings == SETTINGS
+    result = verify(old, load_model(save(conv_model(seed=0), tmp_path / "owner.onnx"), threads=1))
+    assert [piece.kind for piece in result.evidence] == ["behaviour"]

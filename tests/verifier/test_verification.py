@@ -14,6 +14,7 @@ from verifier import load_model
 from verifier.errors import InputError, UnsupportedModelError
 from verifier.fingerprint import Fingerprint
 from verifier.verification import compare, verify
+from verifier.weights import EMPTY_SKETCH
 
 
 def _fingerprint(models: dict[str, Path], method: str = "response") -> Fingerprint:
@@ -31,6 +32,23 @@ def test_verdicts(trained_models: dict[str, Path], owner_fp: Fingerprint, suspec
     result = verify(owner_fp, load_model(trained_models[suspect]))
     assert result.verdict == expected, result
     assert (result.p_value < result.fpr) == (expected == "derived")
+    assert [piece.kind for piece in result.evidence] == ["weights", "behaviour"]
+    assert result.decided_by == ("weights" if expected == "derived" else None)
+    # each piece is held to half the verdict's rate (Bonferroni), so the verdict keeps the stated FPR
+    behaviour = result.evidence[1]
+    assert behaviour.threshold == pytest.approx(owner_fp.calibration.threshold_at(owner_fp.calibration.fpr / 2))
+
+
+@pytest.mark.parametrize(("suspect", "expected"), [("owner", "similar"), ("independent", "independent")])
+def test_behaviour_alone_never_says_derived(trained_models: dict[str, Path], owner_fp: Fingerprint, suspect: str,
+                                            expected: str):
+    """A suspect known only by its outputs (no weights) gets behaviour evidence alone: an exact copy is then
+    "similar behaviour, lineage not shown", because strong independent models behave alike too."""
+    black_box = dataclasses.replace(load_model(trained_models[suspect]), original=None)
+    result = verify(owner_fp, black_box)
+    assert [piece.kind for piece in result.evidence] == ["behaviour"]
+    assert result.verdict == expected, result
+    assert result.evidence[0].threshold == pytest.approx(owner_fp.calibration.threshold)
 
 
 def test_same_fingerprint_twice_is_bitwise_identical(trained_models: dict[str, Path], owner_fp: Fingerprint):
@@ -69,4 +87,8 @@ def test_compare_needs_the_same_settings(trained_models: dict[str, Path], owner_
     with pytest.raises(InputError, match="different recipes"):
         compare(owner_fp, other)
     result = compare(owner_fp, owner_fp)
-    assert result.verdict is None and np.isclose(result.pixel_correlation, 1.0)
+    assert np.isclose(result.pixel_correlation, 1.0)
+    # response fingerprints carry weight sketches: they decide without any model
+    assert result.verdict is not None and result.verdict.verdict == "derived" and result.verdict.decided_by == "weights"
+    unsketched = dataclasses.replace(owner_fp, weights=EMPTY_SKETCH)
+    assert compare(unsketched, owner_fp).verdict is None
