@@ -27,6 +27,7 @@ from verifier.audit import AuditResult, AuditRow, load_owners, run
 from verifier.audit_cache import default_cache_dir
 from verifier.calibration import DEFAULT_FPR
 from verifier.degradation import default_degradation
+from verifier.errors import ModelFileError
 from verifier.fingerprint import DEFAULT_SEEDS, DEFAULT_THREADS, Fingerprint, Settings, create
 from verifier.inversion import RECIPES, Progress
 from verifier.io_spec import Layout
@@ -50,8 +51,8 @@ def fingerprint(model: str | Path | Model, references: Sequence[str | Path] = ()
     `references`: independent ONNX models or folders of them (default: the bundled ones for the task).
     """
     threads = threads or DEFAULT_THREADS
-    owner = model if isinstance(model, Model) else load_model(model, layout=layout, value_range=value_range,
-                                                              threads=threads)
+    owner = model if isinstance(model, Model) else load_any(model, layout=layout, value_range=value_range,
+                                                            threads=threads)
     chosen = RECIPES[recipe] if size is None else dataclasses.replace(RECIPES[recipe], size=size)
     settings = Settings(method=method, recipe=chosen, degradation=default_degradation(owner.io, degradation, sigma),
                         seeds=tuple(range(seeds)), threads=threads)
@@ -69,13 +70,37 @@ def fingerprint(model: str | Path | Model, references: Sequence[str | Path] = ()
 def verify(fingerprint: str | Path | Fingerprint, suspect: str | Path | Model, *, layout: Layout | None = None,
            value_range: tuple[float, float] | None = None, threads: int | None = None,
            progress: Progress | None = None) -> Verdict:
-    """Decide whether `suspect` (ONNX) derives from the fingerprinted owner (``verifier verify``)."""
+    """Decide whether `suspect` (any format an exporter reads) derives from the fingerprinted owner
+    (``verifier verify``)."""
     from verifier import fingerprint_file
 
     fp = fingerprint if isinstance(fingerprint, Fingerprint) else fingerprint_file.load(fingerprint)
-    model = suspect if isinstance(suspect, Model) else load_model(
+    model = suspect if isinstance(suspect, Model) else load_any(
         suspect, layout=layout, value_range=value_range, threads=threads or fp.settings.threads)
     return _verify(fp, model, progress=progress)
+
+
+def load_any(path: str | Path, *, layout: Layout | None = None, value_range: tuple[float, float] | None = None,
+             threads: int | None = None) -> Model:
+    """A model file in any format an exporter reads (as ``verifier audit`` takes them), exported to ONNX first
+    when it is not ONNX already (into a temporary folder, removed once the model is loaded; no pickled code
+    runs).  `layout` and `value_range` override what the file says."""
+    import tempfile
+
+    from exporters import ExportRequest, detect, export
+    from exporters.base import quiet_framework
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model file not found: {path}")
+    exporter = detect(path)
+    if exporter.name == "onnx":
+        return load_model(path, layout=layout, value_range=value_range, threads=threads)
+    with tempfile.TemporaryDirectory(prefix="verifier-export-") as folder:
+        target = Path(folder) / f"{path.name}.onnx"
+        with quiet_framework():
+            export(ExportRequest(source=path, output=target), exporter.name)
+        return load_model(target, layout=layout, value_range=value_range, threads=threads)
 
 
 def audit(owners: Sequence[str | Path], suspects: Sequence[str | Path], *, cache: str | Path | None = None,

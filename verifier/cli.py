@@ -140,7 +140,7 @@ def _progress(message: str) -> None:
 
 
 @main.command()
-@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=str))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Fingerprint file to write (written only if everything succeeds).")
 @click.option("--reference", "references", multiple=True, type=click.Path(path_type=Path),
@@ -186,30 +186,33 @@ def _digest(path: str) -> str:
 
 @main.command()
 @click.argument("fingerprint_path", metavar="FP", type=click.Path(dir_okay=False, path_type=str))
-@click.argument("suspect_path", metavar="SUSPECT", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("suspect_path", metavar="SUSPECT", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
 @with_model_options
 def verify(fingerprint_path: str, suspect_path: str, as_json: bool, layout, value_range, threads) -> None:
     """Decide whether SUSPECT derives from the model fingerprinted in FP.
 
-    Evidence: SUSPECT's weights (lineage) and its behaviour on the owner's probes.  Behaviour
-    alone never says derived: strong models of one task behave alike.
+    SUSPECT may be in any format `verifier export` reads (it is exported first).  Evidence:
+    SUSPECT's weights (lineage) and its behaviour on the owner's probes.  Behaviour alone never
+    says derived: strong models of one task behave alike.
 
     Exit status: 0 derived, 1 independent, 3 similar behaviour but lineage not shown, 2 error.
     """
+    from exporters.base import source_digest
     from verifier import fingerprint_file
+    from verifier.api import load_any
     from verifier.verification import verify as run_verify
 
     fp = fingerprint_file.load(fingerprint_path)
-    suspect = load_model(suspect_path, layout=layout, value_range=value_range,
-                         threads=threads or fp.settings.threads)
+    suspect = load_any(suspect_path, layout=layout, value_range=value_range, threads=threads or fp.settings.threads)
     result = run_verify(fp, suspect, progress=_progress)
     if as_json:
         click.echo(json.dumps({
             "tool": {"name": "verifier", "version": __version__},
             "inputs": {"fingerprint": {"path": fingerprint_path, "sha256": _digest(fingerprint_path),
                                        "owner_sha256": fp.owner["sha256"]},
-                       "suspect": {"path": suspect_path, "sha256": suspect.source.sha256}},
+                       "suspect": {"path": suspect_path, "sha256": source_digest(Path(suspect_path)),
+                                   "onnx_sha256": suspect.source.sha256}},
             **result.to_dict(),
         }, indent=2))
     else:

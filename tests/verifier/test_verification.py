@@ -92,3 +92,12 @@ def test_compare_needs_the_same_settings(trained_models: dict[str, Path], owner_
     assert result.verdict is not None and result.verdict.verdict == "derived" and result.verdict.decided_by == "weights"
     unsketched = dataclasses.replace(owner_fp, weights=EMPTY_SKETCH)
     assert compare(unsketched, owner_fp).verdict is None
+
+
+def test_verify_exports_other_formats_first(trained_models: dict[str, Path], owner_fp: Fingerprint):
+    """The owner's torch state_dict is exported (as `verifier audit` does) and its weights found: derived."""
+    pytest.importorskip("torch")
+    from verifier.api import verify as api_verify
+
+    result = api_verify(owner_fp, trained_models["owner_state_dict"])
+    assert result.verdict == "derived" and result.decided_by == "weights", result
