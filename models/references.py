@@ -52,6 +52,27 @@ REFERENCE_SETS: dict[str, tuple[Task, list[tuple[str, Factory, str, int]]]] = {
         ("fsrcnn32_b", lambda c: FSRCNN(scale=4, channels=c, d=32, s=12, m=2), "b", 143),
         ("rcan16_b", lambda c: RCAN(scale=4, channels=c, width=16, groups=1, blocks=1), "b", 144),
     ]),
+    # x3 and one-channel (luminance) SR: the scales and channels real SR models ship with.
+    "downsample-c3-x3": (Task("downsample", 3, scale=3), [
+        ("espcn32_a", lambda c: ESPCN(scale=3, channels=c, width=32), "a", 151),
+        ("edsr24_b", lambda c: EDSR(scale=3, channels=c, width=24, blocks=2), "b", 152),
+        ("fsrcnn24_b", lambda c: FSRCNN(scale=3, channels=c, d=24, s=12, m=2), "b", 153),
+    ]),
+    "downsample-c1-x2": (Task("downsample", 1, scale=2), [
+        ("espcn32_a", lambda c: ESPCN(scale=2, channels=c, width=32), "a", 161),
+        ("edsr24_b", lambda c: EDSR(scale=2, channels=c, width=24, blocks=2), "b", 162),
+        ("fsrcnn24_b", lambda c: FSRCNN(scale=2, channels=c, d=24, s=12, m=2), "b", 163),
+    ]),
+    "downsample-c1-x3": (Task("downsample", 1, scale=3), [
+        ("espcn32_a", lambda c: ESPCN(scale=3, channels=c, width=32), "a", 171),
+        ("edsr24_b", lambda c: EDSR(scale=3, channels=c, width=24, blocks=2), "b", 172),
+        ("fsrcnn24_b", lambda c: FSRCNN(scale=3, channels=c, d=24, s=12, m=2), "b", 173),
+    ]),
+    "downsample-c1-x4": (Task("downsample", 1, scale=4), [
+        ("espcn24_b", lambda c: ESPCN(scale=4, channels=c, width=24), "b", 181),
+        ("edsr24_a", lambda c: EDSR(scale=4, channels=c, width=24, blocks=3), "a", 182),
+        ("fsrcnn32_b", lambda c: FSRCNN(scale=4, channels=c, d=32, s=12, m=2), "b", 183),
+    ]),
 }
 STEPS = 500
 #: SR nets learn only the detail bicubic upscaling misses (models.torch_archs.bicubic): they need more

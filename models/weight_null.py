@@ -8,7 +8,7 @@ files is scored.  Pairs above RELATED_SCORE are related: the files share kernels
 re-saves, conversions, pruned or re-parameterised derivatives); they are grouped transitively
 into families and printed, so the lineage is written down from the weights and can be checked
 against the files' provenance.  The scores of all pairs from different families are the null:
-``--write`` stores them in ``verifier/weight_null.json``, which verifier fits at run time.
+``--write`` stores them in ``verifier/nulls/weights.json``, which verifier fits at run time.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from verifier import weights
+from verifier.calibration import NULLS
 from verifier.errors import VerifierError
 
 #: Pairs scoring above this share kernels.  Independent pairs measured here stay below 0.1 and
 #: the weakest copy in the model zoo (60% of the weights pruned) scores about 0.8.
 RELATED_SCORE = 0.3
-NULL_FILE = Path(weights.__file__).with_name("weight_null.json")
+NULL_FILE = NULLS / "weights.json"
 
 
 def export_all(third_party: Path, work: Path) -> dict[str, Path]:

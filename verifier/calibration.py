@@ -11,8 +11,11 @@ benchmark measures the real one.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from scipy.stats import norm
 
@@ -56,9 +59,13 @@ class Calibration:
         :func:`verifier.evidence.share`)."""
         return self.mean + float(norm.isf(fpr)) * self.std
 
+    def z(self, score: float) -> float:
+        """How many null standard deviations `score` lies above the null mean."""
+        return (score - self.mean) / self.std
+
     def p_value(self, score: float) -> float:
         """Chance that an independent model scores at least `score` under the fitted null."""
-        return float(norm.sf((score - self.mean) / self.std))
+        return float(norm.sf(self.z(score)))
 
     def verdict(self, score: float) -> str:
         """'derived' above the threshold, else 'independent'."""
@@ -91,3 +98,45 @@ def calibrate(null_scores: list[float], references: list[str], fpr: float = DEFA
     if not all(math.isfinite(s) for s in null_scores):
         raise InputError("a reference model gave a non-finite score")
     return Calibration(tuple(null_scores), tuple(references), fpr)
+
+
+#: Where the nulls measured on real models live (package data, written by scripts under models/).
+NULLS = Path(__file__).with_name("nulls")
+
+
+@dataclass(frozen=True)
+class MeasuredNull:
+    """A normal fitted to scores of independent pairs of real models, measured once by a script.
+
+    Unlike a fingerprint's own calibration (a handful of reference models chosen by the owner),
+    this null is the same for every fingerprint and ships with verifier: it says how far real,
+    independently trained models of other authors go.
+    """
+
+    mean: float
+    std: float
+    pairs: int
+
+    @classmethod
+    def fit(cls, scores: list[float], min_std: float = 0.0) -> MeasuredNull:
+        """Mean and sample standard deviation of `scores`, the latter floored at `min_std`."""
+        mean = sum(scores) / len(scores)
+        std = math.sqrt(sum((value - mean) ** 2 for value in scores) / max(len(scores) - 1, 1))
+        return cls(mean, max(std, min_std), len(scores))
+
+    def threshold(self, fpr: float) -> float:
+        """Scores above this are significant at false-positive rate `fpr`."""
+        return self.mean + float(norm.isf(fpr)) * self.std
+
+    def p_value(self, score: float) -> float:
+        """Chance that an independent pair scores at least `score`."""
+        return float(norm.sf((score - self.mean) / self.std))
+
+
+@functools.cache
+def measured_null(name: str, min_std: float) -> MeasuredNull | None:
+    """The null `nulls/<name>.json` (its `scores`), std floored at `min_std`; None when none was measured."""
+    path = NULLS / f"{name}.json"
+    if not path.is_file():
+        return None
+    return MeasuredNull.fit([float(value) for value in json.loads(path.read_text())["scores"]], min_std)

@@ -25,13 +25,17 @@ from typing import Literal
 
 import numpy as np
 
+from verifier.calibration import Calibration, measured_null
 from verifier.degradation import Degradation, degrade
+from verifier.evidence import Evidence
 from verifier.features import chi_square, colour_histogram, lgp_histogram
 from verifier.model import Model
 
 MethodName = Literal["response", "paper"]
 METHODS: tuple[MethodName, ...] = ("response", "paper")
 _MAX_CORRELATION = 0.999999
+#: Floor on the spread (in null standard deviations) of the scores real independent models reach.
+MIN_STRONG_NULL_STD = 1.0
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,9 @@ def make_probes(critical: np.ndarray, starts: np.ndarray, degradation: Degradati
 
 
 def residuals(model: Model, probes: Probes) -> np.ndarray:
-    """model(input) - target for every probe (one image per call: some models fix the batch to 1)."""
-    return np.stack([model.run(image[None])[0] for image in probes.inputs]) - probes.targets
+    """model(input) - target for every probe (one image per call: some models fix the batch to 1; a model with
+    a fixed image size gets each probe on its own canvas, see :meth:`Model.restore`)."""
+    return np.stack([model.restore(image[None])[0] for image in probes.inputs]) - probes.targets
 
 
 def partial_correlation(a: np.ndarray, b: np.ndarray, controls: np.ndarray) -> float:
@@ -85,3 +90,25 @@ def histogram_distance(owner: np.ndarray, suspect: np.ndarray) -> float:
 def paper_score(owner: np.ndarray, suspect: np.ndarray) -> float:
     """-log(histogram distance), so that higher means more similar like the response score."""
     return -math.log(max(histogram_distance(owner, suspect), 1e-12))
+
+
+def evidence(calibration: Calibration, value: float, method: str, fpr: float) -> Evidence:
+    """Behavioural evidence: the suspect's score held to two nulls at false-positive rate `fpr`.
+
+    The fingerprint's own null (its reference models) says how far independent models of the
+    references' strength go.  Real models are stronger, and strong models of one task behave
+    alike: scored against one owner's references, independent real models of other authors
+    reach 5 to 10 null standard deviations.  So the score must also clear the null measured on
+    pairs of independent real models (``python -m models.behaviour_null``), in the same units;
+    the p-value is the larger of the two.
+    """
+    strong = measured_null(f"behaviour-{method}", MIN_STRONG_NULL_STD)
+    z = calibration.z(value)
+    threshold, p_value = calibration.threshold_at(fpr), calibration.p_value(value)
+    detail = f"z {z:.1f} against {len(calibration.null_scores)} reference models"
+    if strong is not None:
+        threshold = max(threshold, calibration.mean + strong.threshold(fpr) * calibration.std)
+        p_value = max(p_value, strong.p_value(z))
+        detail += f" and {strong.pairs} pairs of independent real models"
+    return Evidence(kind="behaviour", method=method, score=value, threshold=threshold, p_value=p_value,
+                    detail=detail)

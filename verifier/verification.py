@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from verifier import weights
-from verifier.calibration import Calibration
 from verifier.errors import InputError
 from verifier.evidence import MEANING, Evidence, EvidenceKind, Outcome, adjusted_p_value, decide, share
 from verifier.fingerprint import Fingerprint, evidence, score_evidence
 from verifier.inversion import Progress
+from verifier.methods import evidence as behaviour_evidence
 from verifier.methods import histogram_distance, paper_score
 from verifier.model import Model
 from verifier.weights import WeightSketch
@@ -70,11 +70,6 @@ class Verdict:
                 "evidence": [piece.to_dict() for piece in self.evidence]}
 
 
-def _behaviour(calibration: Calibration, value: float, method: str, fpr: float) -> Evidence:
-    return Evidence(kind="behaviour", method=method, score=value, threshold=calibration.threshold_at(fpr),
-                    p_value=calibration.p_value(value))
-
-
 def _verdict(pieces: list[Evidence], fpr: float, started: float) -> Verdict:
     outcome, decided_by = decide(pieces)
     return Verdict(verdict=outcome, evidence=tuple(pieces), decided_by=decided_by, p_value=adjusted_p_value(pieces),
@@ -101,7 +96,7 @@ def judge(fingerprint: Fingerprint, suspect_evidence: np.ndarray, started: float
     with_weights = suspect_weights is not None and len(fingerprint.weights) > 0
     each = share(fpr, 2 if with_weights else 1)
     pieces = [weights.evidence(fingerprint.weights, suspect_weights, each)] if with_weights else []
-    pieces.append(_behaviour(fingerprint.calibration, score_evidence(fingerprint, suspect_evidence),
+    pieces.append(behaviour_evidence(fingerprint.calibration, score_evidence(fingerprint, suspect_evidence),
                              fingerprint.settings.method, each))
     return _verdict(pieces, fpr, started)
 
@@ -137,6 +132,7 @@ def compare(first: Fingerprint, second: Fingerprint) -> Comparison:
     each = share(fpr, with_weights + (a.method == "paper"))
     pieces = [weights.evidence(first.weights, second.weights, each)] if with_weights else []
     if a.method == "paper":
-        pieces.append(_behaviour(first.calibration, paper_score(first.critical, second.critical), "paper", each))
+        value = paper_score(first.critical, second.critical)
+        pieces.append(behaviour_evidence(first.calibration, value, "paper", each))
     verdict = _verdict(pieces, fpr, started) if pieces else None
     return Comparison(histogram_distance=distance, pixel_correlation=correlation, verdict=verdict)

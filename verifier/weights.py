@@ -34,17 +34,15 @@ would give the kernel up to sign).
 from __future__ import annotations
 
 import functools
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 from scipy.optimize import linear_sum_assignment
-from scipy.stats import norm
 
+from verifier.calibration import MeasuredNull, measured_null
 from verifier.evidence import Evidence
 
 #: Ops a weight may pass through between its initializer and the convolution.
@@ -286,32 +284,15 @@ def compare(owner: WeightSketch, suspect: WeightSketch) -> WeightComparison:
 #: Floor on the null's standard deviation: independent pairs measured so far spread by about 0.01,
 #: too few architectures to trust so narrow a tail.
 MIN_NULL_STD = 0.05
-_NULL_FILE = Path(__file__).with_name("weight_null.json")
 
 
-@dataclass(frozen=True)
-class WeightNull:
-    """Scores of independent real model pairs (`python -m models.weight_null`), fitted by a normal."""
-
-    mean: float
-    std: float
-    pairs: int
-
-    def threshold(self, fpr: float) -> float:
-        """Scores above this are lineage at false-positive rate `fpr`."""
-        return self.mean + float(norm.isf(fpr)) * self.std
-
-    def p_value(self, score: float) -> float:
-        """Chance that an independent model scores at least `score`."""
-        return float(norm.sf((score - self.mean) / self.std))
-
-
-@functools.cache
-def null() -> WeightNull:
-    """The null shipped with verifier (measured on independent pairs of real third-party models)."""
-    data = json.loads(_NULL_FILE.read_text())
-    scores = np.asarray(data["scores"], dtype=np.float64)
-    return WeightNull(float(scores.mean()), max(float(scores.std(ddof=1)), MIN_NULL_STD), len(scores))
+def null() -> MeasuredNull:
+    """The null shipped with verifier (``python -m models.weight_null --write``: independent pairs of real
+    third-party models)."""
+    found = measured_null("weights", MIN_NULL_STD)
+    if found is None:
+        raise FileNotFoundError("verifier/nulls/weights.json is missing: the package is incomplete")
+    return found
 
 
 def evidence(owner: WeightSketch, suspect: WeightSketch, fpr: float) -> Evidence:

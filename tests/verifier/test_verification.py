@@ -101,3 +101,27 @@ def test_verify_exports_other_formats_first(trained_models: dict[str, Path], own
 
     result = api_verify(owner_fp, trained_models["owner_state_dict"])
     assert result.verdict == "derived" and result.decided_by == "weights", result
+
+
+def test_fixed_size_suspect_is_verified_on_its_canvas(trained_models: dict[str, Path], owner_fp: Fingerprint,
+                                                      tmp_path: Path):
+    """A copy of the owner exported for one frame size (larger than the probes) is run on that canvas."""
+    import onnx
+
+    fixed = onnx.load(str(trained_models["owner"]))
+    dims = fixed.graph.input[0].type.tensor_type.shape.dim
+    for dim, value in zip(dims, (1, 1, 48, 40), strict=True):
+        dim.dim_value = value
+    path = tmp_path / "fixed.onnx"
+    onnx.save(fixed, str(path))
+    suspect = load_model(path)
+    assert (suspect.io.height, suspect.io.width) == (48, 40)
+    same = load_model(trained_models["owner"])
+    probe = owner_fp.probes.inputs[:1]
+    restored, direct = suspect.restore(probe), same.run(probe)
+    assert restored.shape == direct.shape
+    # away from the right and bottom borders (where the canvas mirrors the probe instead of zero padding it)
+    # the convolutions see the same pixels: 4 layers of 3x3 reach 4 pixels
+    np.testing.assert_allclose(restored[..., :-4, :-4], direct[..., :-4, :-4], atol=1e-5)
+    black_box = dataclasses.replace(suspect, original=None)
+    assert verify(owner_fp, black_box).verdict == "similar"

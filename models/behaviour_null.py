@@ -1,0 +1,122 @@
+"""Measure how far real, independent models go on the behavioural evidence (the strong-model null).
+
+Run: python -m models.behaviour_null [--third-party ../shared/third_party] [--work DIR] [--owners N] [--write]
+
+Real models are strong, and strong models of one task behave alike; the reference models a
+fingerprint is calibrated on are small.  This script takes real models of other authors from
+the third-party folder (exported as by ``models.weight_null``, sharing its --work folder),
+fingerprints up to N owners per task with default options (as a new user would), and verifies
+every other model of the same I/O against each, except those of the owner's weight family
+(``verifier/nulls/weights.json``): those are copies, not negatives.  Each pair's score is
+recorded in the owner's null standard deviations (z).  ``--write`` stores the z-scores in
+``verifier/nulls/behaviour-response.json``, which the behavioural evidence must also clear.
+
+The held-out check prints, for each owner, how many of its pairs the null fitted on the other
+owners' pairs alone would call significant at the verdict's per-piece rate (0.5%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from models.weight_null import export_all
+from verifier.calibration import NULLS, MeasuredNull
+from verifier.errors import VerifierError
+from verifier.evidence import share
+
+NULL_FILE = NULLS / "behaviour-response.json"
+FPR = 0.01
+
+
+def _families(exported: dict[str, Path]) -> dict[str, int]:
+    """Weight family of every exported model (by its name), from the weight null's record."""
+    recorded = json.loads((NULLS / "weights.json").read_text()).get("families", [])
+    family = {name: index for index, group in enumerate(recorded) for name in group}
+    return {name: family.get(name, len(recorded) + offset) for offset, name in enumerate(sorted(exported))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--third-party", type=Path, default=Path("../shared/third_party"))
+    parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "verifier" / "third_party_onnx")
+    parser.add_argument("--owners", type=int, default=4, help="owners per task (one per weight family)")
+    parser.add_argument("--write", action="store_true", help=f"write the z-scores to {NULL_FILE}")
+    args = parser.parse_args()
+    from verifier import load_model
+    from verifier.api import fingerprint
+    from verifier.fingerprint import io_summary, score
+
+    exported = export_all(args.third_party, args.work)
+    family = _families(exported)
+    models, groups = {}, defaultdict(list)
+    for name, path in sorted(exported.items()):
+        try:
+            model = load_model(path, threads=2)
+        except VerifierError as exc:
+            print(f"not loadable: {name}: {exc}")
+            continue
+        models[name] = model
+        groups[(*io_summary(model).values(), model.io.height, model.io.width)].append(name)
+    folder = args.work / "fingerprints"
+    folder.mkdir(exist_ok=True)
+    pairs: list[tuple[str, str, float]] = []
+    for key, names in sorted(groups.items(), key=lambda item: str(item[0])):
+        owners, seen = [], set()
+        for name in names:
+            if family[name] not in seen and len(owners) < args.owners:
+                owners.append(name)
+                seen.add(family[name])
+        for owner in owners:
+            path = folder / (re.sub(r"[^A-Za-z0-9._-]", "_", owner) + ".vfp")
+            try:
+                fp = fingerprint(models[owner], output=path) if not path.exists() else None
+                if fp is None:
+                    from verifier import fingerprint_file
+
+                    fp = fingerprint_file.load(path)
+            except VerifierError as exc:
+                print(f"task {key}: cannot fingerprint {owner} with default options: {exc}")
+                continue
+            for suspect in names:
+                if family[suspect] == family[owner]:
+                    continue
+                try:
+                    z = fp.calibration.z(score(fp, models[suspect]))
+                except VerifierError as exc:
+                    print(f"  {owner} vs {suspect}: {exc}")
+                    continue
+                pairs.append((owner, suspect, round(z, 4)))
+                print(f"{owner} vs {suspect}: z {z:.2f}", flush=True)
+    report(pairs)
+    if args.write:
+        NULL_FILE.write_text(json.dumps({
+            "made_by": "python -m models.behaviour_null --write",
+            "unit": "null standard deviations of the owner's fingerprint (z)",
+            "scores": [z for _, _, z in pairs],
+            "pairs": pairs,
+        }, indent=1) + "\n")
+        print(f"wrote {NULL_FILE}")
+
+
+def report(pairs: list[tuple[str, str, float]]) -> None:
+    """The null's summary and the leave-one-owner-out check."""
+    from verifier.methods import MIN_STRONG_NULL_STD
+
+    scores = [z for _, _, z in pairs]
+    fitted = MeasuredNull.fit(scores)
+    print(f"\n{len(pairs)} independent pairs: z mean {fitted.mean:.2f}, std {fitted.std:.2f}, max {max(scores):.2f}; "
+          f"threshold at {share(FPR, 2):g}: z {fitted.threshold(share(FPR, 2)):.2f}")
+    for owner in sorted({owner for owner, _, _ in pairs}):
+        rest = MeasuredNull.fit([z for o, _, z in pairs if o != owner], MIN_STRONG_NULL_STD)
+        own = [z for o, _, z in pairs if o == owner]
+        flagged = sum(rest.p_value(z) < share(FPR, 2) for z in own)
+        print(f"held out {owner}: {flagged}/{len(own)} pairs significant "
+              f"(threshold z {rest.threshold(share(FPR, 2)):.2f})")
+
+
+if __name__ == "__main__":
+    main()
