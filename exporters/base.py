@@ -15,7 +15,6 @@ import io
 import logging
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ import onnx
 from verifier.errors import VerifierError
 from verifier.io_spec import LAYOUTS, META_LAYOUT, META_RANGE
 from verifier.onnx_file import read_onnx
+from verifier.output import atomic_path
 
 #: Metadata keys every export records (besides layout and range, which `verifier` reads).
 META_FRAMEWORK = "verifier.framework"
@@ -181,16 +181,10 @@ def quiet_framework() -> Iterator[None]:
 
 @contextlib.contextmanager
 def atomic_output(output: Path) -> Iterator[Path]:
-    """A temporary path beside `output`, moved onto it only if the block succeeds."""
+    """A temporary path beside `output` (its folder made if missing), moved onto it only if the block succeeds."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    os.close(handle)
-    temporary = Path(name)
-    try:
+    with atomic_path(output) as temporary:
         yield temporary
-        os.replace(temporary, output)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def check_equivalence(model: onnx.ModelProto, native_output, onnx_input) -> tuple[float, float]:

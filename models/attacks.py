@@ -102,7 +102,8 @@ def quantize_int8(source: Path, target: Path, task: Task, seed: int) -> Path:
 
     generator = torch.Generator().manual_seed(seed)
     clean = patches(images("a", task.channels), 16, 48, generator)
-    batches = [{"image": task.degrade(clean[i:i + 1], generator).numpy()} for i in range(len(clean))]
+    name = onnx.load(str(source), load_external_data=False).graph.input[0].name
+    batches = [{name: task.degrade(clean[i:i + 1], generator).numpy()} for i in range(len(clean))]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

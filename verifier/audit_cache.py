@@ -12,16 +12,14 @@ arrays are read back with ``allow_pickle=False``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
+
+from verifier.output import atomic_file, write_atomic
 
 
 def default_cache_dir() -> Path:
@@ -61,7 +59,9 @@ class Cache:
 
     def write_export_record(self, entry: str, record: dict) -> None:
         """Record an export whose ONNX file is already at :meth:`export_path`."""
-        write_atomic(self.export_path(entry).with_suffix(".json"), json.dumps(record, indent=2).encode())
+        record_path = self.export_path(entry).with_suffix(".json")
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(record_path, json.dumps(record, indent=2).encode())
 
     def evidence_path(self, entry: str) -> Path:
         """Where a suspect's evidence with this key lives."""
@@ -77,31 +77,6 @@ class Cache:
     def write_evidence(self, entry: str, array: np.ndarray) -> None:
         """Store evidence atomically."""
         path = self.evidence_path(entry)
-        with _atomic(path) as handle:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as handle:
             np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
-
-
-@contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[BinaryIO]:
-    """A binary file handle on a temporary file beside `path`, moved onto `path` only on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            yield stream
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; the result is an ordinary file
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that the file appears complete or not at all."""
-    with _atomic(path) as handle:
-        handle.write(data)

@@ -26,6 +26,7 @@ from verifier.inversion import RECIPES
 from verifier.io_spec import LAYOUTS, parse_range
 from verifier.methods import METHODS
 from verifier.model import load_model
+from verifier.output import check_output
 
 
 class _Group(click.Group):
@@ -37,6 +38,9 @@ class _Group(click.Group):
         except VerifierError as exc:
             click.echo(f"verifier: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("verifier: interrupted", err=True)
+            sys.exit(130)  # what shells report for SIGINT; outputs are written atomically, so none is half-written
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:
@@ -117,9 +121,13 @@ def _input_shape(_ctx, _param, value: str | None) -> tuple[int, int, int] | None
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def export(source: Path, output: Path, framework, arch, arch_kwargs, input_shape, check, trust_pickle,
            as_json: bool) -> None:
-    """Export SOURCE (PyTorch weights or module, ONNX) to an ONNX file verifier can load."""
+    """Export SOURCE (any supported format: PyTorch, Keras, SavedModel, TFLite, Flax, Paddle, MATLAB, ONNX) to an
+    ONNX file verifier can load."""
     from exporters import ExportRequest
     from exporters import export as run_export
+
+    if output.parent.is_dir():
+        check_output(output)
 
     try:
         kwargs = json.loads(arch_kwargs) if arch_kwargs else None
@@ -165,6 +173,7 @@ def fingerprint(model_path: str, output: Path, references, method, recipe, seeds
     """Compute MODEL's fingerprint (owner side) and calibrate it against independent models."""
     from verifier.api import fingerprint as make_fingerprint
 
+    check_output(output)
     result = make_fingerprint(model_path, references, output=output, method=method, recipe=recipe, seeds=seeds,
                               size=size, degradation=kind, sigma=sigma, fpr=fpr, layout=layout,
                               value_range=value_range, threads=threads, progress=_progress)
@@ -297,7 +306,8 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
 
     from verifier import audit_json, config
     from verifier.audit import check_fail_on, load_owners, run, table
-    from verifier.audit_cache import default_cache_dir, write_atomic
+    from verifier.audit_cache import default_cache_dir
+    from verifier.output import write_atomic
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's native INFO lines would bury the table
     if config_path is None and Path(config.DEFAULT_NAME).is_file():
@@ -306,6 +316,9 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
     fail_on = check_fail_on(fail_on or configured.fail_on)
     loaded = load_owners(list(owners) or [spec.ensure(_progress) for spec in configured.owners])
     output, html = output or configured.json, html or configured.html
+    for path in (output, html):
+        if path:
+            check_output(path)
     with contextlib.ExitStack() as stack:
         if no_cache:
             cache = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="verifier-cache-")))

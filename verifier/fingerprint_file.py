@@ -22,8 +22,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from verifier import __version__
 from verifier.calibration import Calibration
 from verifier.errors import InputError, ModelFileError
 from verifier.fingerprint import Fingerprint, Settings
+from verifier.output import atomic_file
 from verifier.png import encode_png
 from verifier.weights import WeightSketch
 
@@ -78,17 +77,10 @@ def save(fingerprint: Fingerprint, path: str | Path) -> None:
         "members": {name: _sha256(data) for name, data in sorted(members.items())},
     }
     meta["content_sha256"] = _content_digest(meta)
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(_META, json.dumps(meta, indent=2, sort_keys=True))
-            for name, data in members.items():
-                archive.writestr(name, data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(_META, json.dumps(meta, indent=2, sort_keys=True))
+        for name, data in members.items():
+            archive.writestr(name, data)
 
 
 def _read_member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:

@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from verifier.calibration import Calibration, measured_null
+from verifier.calibration import Calibration, MeasuredNull, measured_null
 from verifier.degradation import Degradation, degrade
 from verifier.evidence import Evidence
 from verifier.features import chi_square, colour_histogram, lgp_histogram
@@ -92,7 +92,8 @@ def paper_score(owner: np.ndarray, suspect: np.ndarray) -> float:
     return -math.log(max(histogram_distance(owner, suspect), 1e-12))
 
 
-def evidence(calibration: Calibration, value: float, method: str, fpr: float) -> Evidence:
+def evidence(calibration: Calibration, value: float, method: str, fpr: float,
+             strong: MeasuredNull | None = None) -> Evidence:
     """Behavioural evidence: the suspect's score held to two nulls at false-positive rate `fpr`.
 
     The fingerprint's own null (its reference models) says how far independent models of the
@@ -100,9 +101,10 @@ def evidence(calibration: Calibration, value: float, method: str, fpr: float) ->
     alike: scored against one owner's references, independent real models of other authors
     reach 5 to 10 null standard deviations.  So the score must also clear the null measured on
     pairs of independent real models (``python -m models.behaviour_null``), in the same units;
-    the p-value is the larger of the two.
+    the p-value is the larger of the two.  `strong` replaces the shipped null (a benchmark holding
+    out the owner's own pairs).
     """
-    strong = measured_null(f"behaviour-{method}", MIN_STRONG_NULL_STD)
+    strong = strong or measured_null(f"behaviour-{method}", MIN_STRONG_NULL_STD)
     z = calibration.z(value)
     threshold, p_value = calibration.threshold_at(fpr), calibration.p_value(value)
     detail = f"z {z:.1f} against {len(calibration.null_scores)} reference models"

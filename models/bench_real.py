@@ -1,0 +1,307 @@
+"""Real-model benchmark: real owners, the copies a thief would make of them, real independent models as negatives.
+
+Run: python -m models.bench_real [--third-party ../shared/third_party] [--work DIR] [--owners NAME ...]
+                                 [--steps N] [--out models/benchmark_results/real]
+
+Owners are pretrained models of other authors from the third-party folder (OWNERS).  For each,
+attacked copies are made here from its weights (fine-tuning on other images and another noise
+level, magnitude pruning 30/60% with and without fine-tuning, weight noise, hidden-channel
+permutation, the average of two fine-tunes, int8 QDQ and fp16, an output wrapper, distillation
+into the owner's architecture and into another one), plus every third-party file of the owner's
+weight family (re-saves and conversions by their authors, established in
+``verifier/nulls/weights.json``).  Negatives are every other exported third-party model of the
+same I/O.  Each owner is fingerprinted with default options (bundled references) and every
+suspect verified as ``verifier verify`` would.
+
+Verdicts are reported as shipped and with the owner's own pairs held out of the behavioural
+strong-model null (``models.behaviour_null`` measured it on the same negatives; holding them
+out is the honest measure of its false-positive rate).  Writes results.json and results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import json
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.attacks import prune, quantize_int8, range_wrapper, to_fp16, weight_noise
+from models.torch_archs import ESPCN, DnCNN
+from models.training import Task, export_onnx, train
+from models.weight_null import export_all
+from verifier.calibration import NULLS, MeasuredNull
+from verifier.errors import VerifierError
+from verifier.evidence import decide, share
+
+#: Owners: third-party file -> the task it was trained for (our degradations stand in for the authors' data).
+OWNERS: dict[str, Task] = {
+    "cszn_KAIR/dncnn_25.pth": Task("noise", 1, sigma=25 / 255),
+    "SaoYan_DnCNN-PyTorch/DnCNN-S-15_net.pth": Task("noise", 1, sigma=15 / 255),
+    "Zheng222_IMDN/IMDN_x4.pth": Task("downsample", 3, scale=4),
+    "zhaohengyuan1_PAN/PANx2_DF2K.pth": Task("downsample", 3, scale=2),
+    "Nhat-Thanh_ESPCN-Pytorch/ESPCN-x3.pt": Task("downsample", 3, scale=3),
+    "yjn870_FSRCNN-pytorch/fsrcnn_x3.pth": Task("downsample", 1, scale=3),
+}
+FPR = 0.01
+
+
+@dataclass(frozen=True)
+class Suspect:
+    """One model verified against an owner."""
+
+    name: str
+    path: Path
+    family: str  # attack family, 'third-party copy', or 'independent (real)'
+    positive: bool
+
+
+def load_module(path: Path) -> torch.nn.Module:
+    """The owner's weights in our torch definition of its architecture (as the torch exporter builds it)."""
+    from exporters.base import ExportRequest
+    from exporters.torch_exporter import build_module, load_weights
+
+    loaded = load_weights(torch, path, trust_pickle=False)
+    module, _ = build_module(torch, loaded, ExportRequest(source=path, output=path.with_suffix(".onnx")))
+    return module
+
+
+def export_module(module: torch.nn.Module, owner: Path, channels: int, target: Path) -> Path:
+    """Export an attacked copy as the torch exporter would (its metadata; no equivalence check: an attack may
+    break a model, e.g. PAN with 60% of its weights pruned outputs 1e14, and a broken copy is still a copy)."""
+    from exporters.base import ExportRequest
+    from exporters.torch_exporter import export_module as export
+
+    export(torch, module.eval(), (channels, 32, 32), ExportRequest(source=owner, output=target, check=False), target,
+           "torch", "attacked copy")
+    return target
+
+
+def permuted(module: torch.nn.Module, seed: int) -> torch.nn.Module | None:
+    """Hidden channels of a plain conv-(BN)-ReLU stack (DnCNN) permuted: same function, shuffled weights."""
+    body = getattr(module, "body", None)
+    if not isinstance(body, torch.nn.Sequential):
+        return None
+    copied = copy.deepcopy(module)
+    layers = list(copied.body)
+    convs = [i for i, layer in enumerate(layers) if isinstance(layer, torch.nn.Conv2d)]
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for first, second in itertools.pairwise(convs):
+            order = torch.randperm(layers[first].out_channels, generator=generator)
+            for layer in layers[first:second]:
+                for name in ("weight", "bias", "running_mean", "running_var"):
+                    tensor = getattr(layer, name, None)
+                    if tensor is not None and tensor.ndim >= 1 and tensor.shape[0] == len(order):
+                        tensor.copy_(tensor[order])
+            layers[second].weight.copy_(layers[second].weight[:, order])
+    return copied
+
+
+def averaged(a: torch.nn.Module, b: torch.nn.Module) -> torch.nn.Module:
+    """The mean of two fine-tunes' weights (model soup)."""
+    merged = copy.deepcopy(a)
+    other = b.state_dict()
+    merged.load_state_dict({key: (value + other[key]) / 2 if value.is_floating_point() else value
+                            for key, value in a.state_dict().items()})
+    return merged
+
+
+def reinitialised(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """The owner's architecture with fresh weights (the student of a same-architecture distillation)."""
+    fresh = copy.deepcopy(module)
+    torch.manual_seed(seed)
+    for layer in fresh.modules():
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
+    return fresh
+
+
+def other_architecture(task: Task) -> torch.nn.Module:
+    """A small student of another architecture for the task."""
+    if task.kind == "downsample":
+        return ESPCN(scale=task.scale, channels=task.channels, width=32)
+    return DnCNN(channels=task.channels, depth=8, width=32)
+
+
+def attacks(owner_path: Path, task: Task, folder: Path, steps: int) -> list[Suspect]:
+    """Make (or reuse) the attacked copies of one owner."""
+    folder.mkdir(parents=True, exist_ok=True)
+    owner = load_module(owner_path)
+    c = task.channels
+    other_task = Task("noise", c, sigma=min(task.sigma * 2, 50 / 255)) if task.kind == "noise" else task
+    made: list[Suspect] = []
+
+    def add(name: str, family: str, make) -> None:
+        target = folder / f"{name}.onnx"
+        if not target.exists():
+            started = time.perf_counter()
+            result = make(target)
+            if result is None:
+                return
+            print(f"  made {name} ({time.perf_counter() - started:.0f} s)", flush=True)
+        made.append(Suspect(name, target, family, True))
+
+    def torch_copy(build):
+        def make(target: Path):
+            module = build()
+            return None if module is None else export_module(module, owner_path, c, target)
+        return make
+
+    def finetune(image_set: str, on: Task, seed: int) -> torch.nn.Module:
+        return train(copy.deepcopy(owner), on, image_set, steps, seed=seed, lr=1e-4, batch=8, patch=48)
+
+    fine = {}
+
+    def tuned(key: str, image_set: str, on: Task, seed: int):
+        if key not in fine:
+            fine[key] = finetune(image_set, on, seed)
+        return fine[key]
+
+    add("finetune_other_images", "finetune", torch_copy(lambda: tuned("b", "b", task, 1)))
+    if task.kind == "noise":
+        add("finetune_other_noise", "finetune", torch_copy(lambda: tuned("task", "a", other_task, 2)))
+    add("average_two_finetunes", "average", torch_copy(lambda: averaged(tuned("b", "b", task, 1),
+                                                                        tuned("a", "a", other_task, 3))))
+    for fraction in (0.3, 0.6):
+        percent = int(fraction * 100)
+        add(f"prune_{percent}", "prune", torch_copy(lambda f=fraction: prune(owner, f)))
+        add(f"prune_{percent}_finetuned", "prune", torch_copy(
+            lambda f=fraction: train(prune(owner, f), task, "b", steps, seed=4, lr=1e-4, batch=8, patch=48)))
+    for relative in (0.01, 0.05):
+        add(f"noise_{int(relative * 100)}pct", "noise", torch_copy(lambda r=relative: weight_noise(owner, r, 5)))
+    add("permute_hidden_channels", "permute", torch_copy(lambda: permuted(owner, 6)))
+    plain = folder / "plain.onnx"
+    if not plain.exists():
+        export_module(owner, owner_path, c, plain)
+    add("quantize_int8", "quantize", lambda target: quantize_int8(plain, target, task, 7))
+    add("quantize_fp16", "quantize", lambda target: to_fp16(plain, target))
+    add("wrapper_range255", "wrapper", lambda target: range_wrapper(plain, target))
+    add("distill_same_architecture", "distill", torch_copy(
+        lambda: train(reinitialised(owner, 8), task, "a", 2 * steps, seed=8, batch=8, patch=48, teacher=owner)))
+    add("distill_other_architecture", "distill", lambda target: export_onnx(
+        train(other_architecture(task), task, "a", 2 * steps, seed=9, batch=8, patch=48, teacher=owner), c, target))
+    return made
+
+
+def _strong_null_without(owner: str) -> MeasuredNull | None:
+    """The behavioural strong-model null fitted without the owner's own pairs."""
+    from verifier.methods import MIN_STRONG_NULL_STD
+
+    path = NULLS / "behaviour-response.json"
+    if not path.is_file():
+        return None
+    pairs = json.loads(path.read_text())["pairs"]
+    return MeasuredNull.fit([z for o, _, z in pairs if o != owner], MIN_STRONG_NULL_STD)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--third-party", type=Path, default=Path("../shared/third_party"))
+    parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "verifier" / "third_party_onnx")
+    parser.add_argument("--owners", nargs="*", default=list(OWNERS))
+    parser.add_argument("--steps", type=int, default=150, help="fine-tuning steps (distillation: twice as many)")
+    parser.add_argument("--out", type=Path, default=Path("models/benchmark_results/real"))
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    from verifier import fingerprint_file, load_model
+    from verifier.api import fingerprint
+    from verifier.fingerprint import evidence, io_summary
+    from verifier.methods import evidence as behaviour_evidence
+    from verifier.verification import judge, suspect_sketch
+
+    exported = export_all(args.third_party, args.work)
+    recorded = json.loads((NULLS / "weights.json").read_text()).get("families", [])
+    family_of = {name: index for index, group in enumerate(recorded) for name in group}
+    rows = []
+    for owner_name in args.owners:
+        task, owner_path = OWNERS[owner_name], args.third_party / owner_name
+        print(f"owner {owner_name}", flush=True)
+        folder = args.work / "attacks" / re.sub(r"[^A-Za-z0-9._-]", "_", owner_name)
+        suspects = attacks(owner_path, task, folder, args.steps)
+        owner_model = load_model(exported[owner_name], threads=2)
+        shape = (*io_summary(owner_model).values(), owner_model.io.height, owner_model.io.width)
+        for name, path in sorted(exported.items()):
+            if name == owner_name:
+                continue
+            model = load_model(path, threads=2)
+            if (*io_summary(model).values(), model.io.height, model.io.width) != shape:
+                continue
+            related = name in family_of and family_of.get(owner_name) == family_of[name]
+            suspects.append(Suspect(name, path, "third-party copy" if related else "independent (real)", related))
+        fp_path = folder / "owner.vfp"
+        started = time.perf_counter()
+        fp = fingerprint(owner_model, output=fp_path) if not fp_path.exists() else fingerprint_file.load(fp_path)
+        fingerprint_seconds = time.perf_counter() - started
+        held_out = _strong_null_without(owner_name)
+        for suspect in suspects:
+            started = time.perf_counter()
+            try:
+                model = load_model(suspect.path, threads=2)
+                lineage = suspect_sketch(model)
+                verdict = judge(fp, evidence(fp, model), started, lineage)
+            except VerifierError as exc:
+                rows.append({"owner": owner_name, "suspect": suspect.name, "family": suspect.family,
+                             "positive": suspect.positive, "verdict": "error", "held_out_verdict": "error",
+                             "error": str(exc)})
+                print(f"  {suspect.name:60s} error: {exc}", flush=True)
+                continue
+            seconds = time.perf_counter() - started
+            behaviour = verdict.evidence[-1]
+            pieces = list(verdict.evidence)
+            if held_out is not None:
+                pieces[-1] = behaviour_evidence(fp.calibration, behaviour.score, behaviour.method,
+                                                share(FPR, len(pieces)), held_out)
+            outcome, decided = decide(pieces)
+            rows.append({"owner": owner_name, "suspect": suspect.name, "family": suspect.family,
+                         "positive": suspect.positive, "verdict": verdict.verdict, "held_out_verdict": outcome,
+                         "decided_by": decided, "weights_score": pieces[0].score if len(pieces) > 1 else None,
+                         "behaviour_z": fp.calibration.z(behaviour.score), "seconds": round(seconds, 3),
+                         "fingerprint_seconds": round(fingerprint_seconds, 1)})
+            print(f"  {suspect.name:60s} {suspect.family:22s} {verdict.verdict:12s} held-out {outcome:12s} "
+                  f"w {rows[-1]['weights_score']} z {rows[-1]['behaviour_z']:.2f}", flush=True)
+    write(rows, args.out)
+
+
+def write(rows: list[dict], out: Path) -> None:
+    """results.json (every pair) and results.md (per attack family, per owner)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    families: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        families[row["family"]].append(row)
+    lines = ["| suspects | pairs | derived | similar | independent | error | derived (behavioural null held out) | "
+             "similar (held out) |", "|---|---|---|---|---|---|---|---|"]
+    for family, members in sorted(families.items(), key=lambda item: (not item[1][0]["positive"], item[0])):
+        count = len(members)
+
+        def rate(key: str, outcome: str, group: list[dict] = members) -> str:
+            hits = sum(row[key] == outcome for row in group)
+            return f"{hits}/{len(group)}"
+
+        lines.append(f"| {family} | {count} | {rate('verdict', 'derived')} | {rate('verdict', 'similar')} | "
+                     f"{rate('verdict', 'independent')} | {rate('verdict', 'error')} | "
+                     f"{rate('held_out_verdict', 'derived')} | "
+                     f"{rate('held_out_verdict', 'similar')} |")
+    positives = [row for row in rows if row["positive"]]
+    negatives = [row for row in rows if not row["positive"]]
+    weights_pos = [row["weights_score"] for row in positives if row.get("weights_score") is not None]
+    weights_neg = [row["weights_score"] for row in negatives if row.get("weights_score") is not None]
+    seconds = float(np.median([row["seconds"] for row in rows if "seconds" in row]))
+    top_z = max(row["behaviour_z"] for row in negatives if "behaviour_z" in row)
+    lines += ["", f"Weight scores: positives min {min(weights_pos):.3f} (median {np.median(weights_pos):.3f}), "
+              f"negatives max {max(weights_neg):.3f}; behaviour z: negatives max "
+              f"{top_z:.2f}; verification {seconds:.2f} s median per suspect."]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
