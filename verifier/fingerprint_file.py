@@ -22,7 +22,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import struct
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,7 @@ from verifier import __version__
 from verifier.calibration import Calibration
 from verifier.errors import InputError, ModelFileError
 from verifier.fingerprint import Fingerprint, Settings
+from verifier.fingerprint_schema import MAX_META_BYTES, MAX_SKETCH_ROWS, check_arrays, check_meta, member_limit
 from verifier.output import atomic_file
 from verifier.png import encode_png
 from verifier.weights import WeightSketch
@@ -40,8 +44,6 @@ SCHEMA = 2
 _READABLE = (1, 2)
 _META = "fingerprint.json"
 _ARRAYS = ("critical", "residuals", "references")
-#: Largest member we agree to decompress (guards against zip bombs).
-_MAX_MEMBER_BYTES = 1 << 30
 
 
 def _sha256(data: bytes) -> str:
@@ -83,14 +85,23 @@ def save(fingerprint: Fingerprint, path: str | Path) -> None:
             archive.writestr(name, data)
 
 
-def _read_member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
+def _read_member(archive: zipfile.ZipFile, name: str, path: Path, limit: int) -> bytes:
+    """A member's bytes, refused before decompression when it claims more than `limit` bytes, and while
+    decompressing when it holds more (a zip's stated size can lie)."""
     try:
         info = archive.getinfo(name)
     except KeyError:
         raise ModelFileError(f"{path}: fingerprint file lacks '{name}'") from None
-    if info.file_size > _MAX_MEMBER_BYTES:
-        raise ModelFileError(f"{path}: member '{name}' is too large ({info.file_size} bytes)")
-    return archive.read(name)
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ModelFileError(f"{path}: member '{name}' uses an unsupported compression method")
+    if info.file_size > limit:
+        raise ModelFileError(f"{path}: member '{name}' is larger than its settings allow "
+                             f"({info.file_size} > {limit} bytes)")
+    with archive.open(info) as stream:
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise ModelFileError(f"{path}: member '{name}' is larger than its settings allow")
+    return data
 
 
 def _sketch(meta: dict, arrays: dict[str, np.ndarray]) -> WeightSketch:
@@ -103,6 +114,8 @@ def _sketch(meta: dict, arrays: dict[str, np.ndarray]) -> WeightSketch:
         width = kh * kw * (kh * kw + 1) // 2
         if layer is None or layer.ndim != 2 or layer.shape[1] != width or layer.dtype != np.float32:
             raise InputError("a weight-sketch layer does not match its kernel size")
+        if not 1 <= len(layer) <= MAX_SKETCH_ROWS or not np.isfinite(layer).all():
+            raise InputError("a weight-sketch layer has no rows, too many, or non-finite values")
     return WeightSketch(tuple(layer for layer in layers if layer is not None), tuple(kernels))
 
 
@@ -120,17 +133,21 @@ def load(path: str | Path) -> Fingerprint:
         raise ModelFileError(f"{path}: no such fingerprint file")
     try:
         with zipfile.ZipFile(path) as archive:
-            meta = json.loads(_read_member(archive, _META, path))
+            meta = json.loads(_read_member(archive, _META, path, MAX_META_BYTES))
             if not isinstance(meta, dict) or "schema" not in meta:
                 raise ModelFileError(f"{path}: not a verifier fingerprint")
             if meta["schema"] not in _READABLE:
-                raise ModelFileError(f"{path}: fingerprint schema {meta['schema']} is not supported "
+                raise ModelFileError(f"{path}: fingerprint schema {meta['schema']!r} is not supported "
                                      f"(this verifier reads schema {SCHEMA}; upgrade verifier)")
             if meta.get("content_sha256") != _content_digest(meta):
                 raise ModelFileError(f"{path}: fingerprint metadata was edited (content digest mismatch)")
+            check_meta(meta)
+            unlisted = set(archive.namelist()) - set(meta["members"]) - {_META}
+            if unlisted:
+                raise ModelFileError(f"{path}: fingerprint holds unlisted member(s) {', '.join(sorted(unlisted))}")
             arrays = {}
             for name, digest in meta["members"].items():
-                data = _read_member(archive, name, path)
+                data = _read_member(archive, name, path, member_limit(meta, name))
                 if _sha256(data) != digest:
                     raise ModelFileError(f"{path}: member '{name}' does not match its digest")
                 if name.startswith("arrays/"):
@@ -138,10 +155,12 @@ def load(path: str | Path) -> Fingerprint:
                                                                                         allow_pickle=False)
                 elif name.startswith("weights/"):
                     arrays[name.removesuffix(".npy")] = np.load(io.BytesIO(data), allow_pickle=False)
+            check_arrays(meta, arrays)
             return _parse(meta, arrays)
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError) as exc:
         raise ModelFileError(f"{path}: not a readable fingerprint file ({exc})") from exc
     except InputError as exc:
         raise ModelFileError(f"{path}: invalid fingerprint ({exc})") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError, SyntaxError,
+            tokenize.TokenError, struct.error, OverflowError, MemoryError, RecursionError, IndexError) as exc:
         raise ModelFileError(f"{path}: malformed fingerprint ({type(exc).__name__}: {exc})") from exc

@@ -168,3 +168,75 @@ def test_schema_1_files_still_load_without_weight_evidence(tmp_path: Path):
     assert len(old.weights) == 0 and old.settings == SETTINGS
     result = verify(old, load_model(save(conv_model(seed=0), tmp_path / "owner.onnx"), threads=1))
     assert [piece.kind for piece in result.evidence] == ["behaviour"]
+
+
+def _forge(source: Path, target: Path, change_meta=None, members: dict[str, bytes] | None = None,
+           compress: int = zipfile.ZIP_DEFLATED, unlisted: dict[str, bytes] | None = None) -> Path:
+    """A forger's file: members replaced or added, metadata changed, and every digest recomputed to match."""
+    with zipfile.ZipFile(source) as old:
+        content = {name: old.read(name) for name in old.namelist()}
+    meta = json.loads(content.pop("fingerprint.json"))
+    content.update(members or {})
+    if change_meta:
+        change_meta(meta)
+    meta["members"] = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(content.items())}
+    meta["content_sha256"] = fingerprint_file._content_digest(meta)
+    with zipfile.ZipFile(target, "w", compress) as archive:
+        archive.writestr("fingerprint.json", json.dumps(meta))
+        for name, data in {**content, **(unlisted or {})}.items():
+            archive.writestr(name, data)
+    return target
+
+
+def _set(*keys_and_value):
+    *keys, value = keys_and_value
+
+    def change(meta: dict) -> None:
+        node = meta
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    return change
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+BOMB = b"\0" * (64 << 20)  # 64 MiB of zeros: 64 KiB compressed, far above what 2 seeds of 16x16 allow
+
+FORGED = [  # (id, forge keyword arguments, message)
+    ("unknown method", {"change_meta": _set("settings", "method", "evil")}, "unknown method"),
+    ("negative threads", {"change_meta": _set("settings", "threads", -1)}, "threads must be"),
+    ("50 seeds for 2 images", {"change_meta": _set("settings", "seeds", list(range(50)))}, "array 'critical'"),
+    ("too many seeds", {"change_meta": _set("settings", "seeds", list(range(500)))}, "seeds must be"),
+    ("extra metadata field", {"change_meta": _set("extra", 1)}, "unknown field"),
+    ("extra settings field", {"change_meta": _set("settings", "extra", 1)}, "unknown field"),
+    ("fpr out of range", {"change_meta": _set("calibration", "fpr", 2.0)}, "fpr must be"),
+    ("NaN null score", {"change_meta": _set("calibration", "null_scores", [float("nan")] * 3)}, "null score"),
+    ("owner channels missing", {"change_meta": lambda meta: meta["owner"].pop("channels")}, "owner lacks"),
+    ("unlisted member", {"unlisted": {"arrays/extra.npy": b"x"}}, "unlisted member"),
+    ("member path outside the layout", {"members": {"../evil.npy": b"x"}}, "unexpected member"),
+    ("zip bomb", {"members": {"arrays/critical.npy": BOMB}}, "larger than its settings allow"),
+    ("bzip2 member", {"compress": zipfile.ZIP_BZIP2}, "unsupported compression"),
+    ("wrong array shape", {"members": {"arrays/critical.npy": _npy(np.zeros((2, 3, 8, 8), np.float32))}},
+     "expected float32"),
+    ("bad npy header", {"members": {"arrays/critical.npy": b"\x93NUMPY\x01\x00\x10\x00{'descr': '<f4', ("
+                                                          + b" " * 5 + b"\n"}}, "fingerprint"),
+    ("float64 array", {"members": {"arrays/critical.npy": _npy(np.zeros((2, 3, 8, 8)))}}, "expected float32"),
+    ("sketch rows beyond the limit", {"members": {"weights/layer_0.npy": _npy(np.zeros((5000, 45), np.float32))},
+                                      "change_meta": _set("weights", {"kernels": [[3, 3]]})}, "larger than"),
+    ("empty sketch layer", {"members": {"weights/layer_0.npy": _npy(np.zeros((0, 45), np.float32))},
+                            "change_meta": _set("weights", {"kernels": [[3, 3]]})}, "no rows"),
+]
+
+
+@pytest.mark.parametrize(("forge", "message"), [(case[1], case[2]) for case in FORGED], ids=[c[0] for c in FORGED])
+def test_forged_files_are_refused_with_one_line(saved: Path, tmp_path: Path, forge: dict, message: str):
+    """Digests only show a file was not changed after it was written; what was written is checked too."""
+    forged = _forge(saved, tmp_path / "forged.vfp", **forge)
+    with pytest.raises(ModelFileError, match=message) as caught:
+        fingerprint_file.load(forged)
+    assert "\n" not in str(caught.value)

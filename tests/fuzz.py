@@ -1,0 +1,185 @@
+"""Fuzz verifier's readers of untrusted files: any exception but a one-line VerifierError is a bug.
+
+Run:  python tests/fuzz.py [fingerprint|onnx|verify|all] [--count N] [--seed S]
+
+- ``fingerprint``: byte flips, insertions and truncations of a valid fingerprint file;
+- ``onnx``: the same on a small ONNX model, through ``verifier.onnx_file.read_onnx`` and ``load_model``;
+- ``verify``: loadable fingerprints whose JSON values were mutated and re-digested (what a forger
+  makes), loaded and used to verify a model.
+
+Prints the inputs that raised anything else and exits 1 if there were any.  The test suite runs each
+target briefly (tests/verifier/test_fuzz.py); the README gives the long run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+import tempfile
+import traceback
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "verifier"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from builders import chain_weights, conv_chain
+
+from verifier import fingerprint_file, load_model
+from verifier.errors import VerifierError
+
+
+def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
+    """A few random flips, insertions, deletions or a truncation."""
+    buffer = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        choice = rng.random()
+        position = rng.randrange(max(len(buffer), 1))
+        if choice < 0.5 and buffer:
+            buffer[position] ^= 1 << rng.randrange(8)
+        elif choice < 0.7:
+            buffer[position:position] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        elif choice < 0.9 and buffer:
+            del buffer[position:position + rng.randint(1, 16)]
+        else:
+            del buffer[position:]
+    return bytes(buffer)
+
+
+_ODD_VALUES = [None, True, -1, 0, 1, 2**40, -(2**40), 1e308, -1e308, float("nan"), "", "x" * 300, [], {}, [1, 2],
+               {"a": 1}, 0.5, "response", "paper"]
+
+
+def mutate_json(meta: dict, rng: random.Random) -> dict:
+    """Replace, drop or add one value somewhere in the metadata (digests are recomputed by the caller)."""
+    node: dict | list = meta
+    parent: dict | list | None = None
+    key = None
+    for _ in range(4):
+        keys = sorted(node) if isinstance(node, dict) else list(range(len(node)))
+        if not keys:
+            break
+        parent, key = node, rng.choice(keys)
+        child = node[key]
+        if isinstance(child, dict | list) and child and rng.random() < 0.6:
+            node = child
+        else:
+            break
+    if parent is None:
+        return meta
+    action = rng.random()
+    if action < 0.7 or isinstance(parent, list):
+        parent[key] = rng.choice(_ODD_VALUES)
+    elif action < 0.85:
+        del parent[key]
+    else:
+        parent[f"extra{rng.randrange(10)}"] = rng.choice(_ODD_VALUES)
+    return meta
+
+
+def redigested(data: bytes, rng: random.Random) -> bytes:
+    """A fingerprint whose metadata was mutated and whose digests were then recomputed."""
+    source = Path(tempfile.mkstemp(suffix=".vfp")[1])
+    source.write_bytes(data)
+    with zipfile.ZipFile(source) as archive:
+        content = {name: archive.read(name) for name in archive.namelist()}
+    source.unlink()
+    meta = mutate_json(json.loads(content.pop("fingerprint.json")), rng)
+    if isinstance(meta.get("members"), dict):
+        meta["members"] = {name: hashlib.sha256(value).hexdigest() for name, value in content.items()}
+    meta["content_sha256"] = fingerprint_file._content_digest(meta)
+    target = Path(tempfile.mkstemp(suffix=".vfp")[1])
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("fingerprint.json", json.dumps(meta))
+        for name, value in content.items():
+            archive.writestr(name, value)
+    result = target.read_bytes()
+    target.unlink()
+    return result
+
+
+class Fuzzer:
+    """Seed files made once, then `count` mutated inputs per target."""
+
+    def __init__(self, folder: Path) -> None:
+        from verifier.api import fingerprint
+
+        self.folder = folder
+        self.model_path = folder / "model.onnx"
+        self.model_path.write_bytes(conv_chain(chain_weights(0, channels=1, depth=3, width=4)).SerializeToString())
+        refs = []
+        for seed in (1, 2, 3):
+            path = folder / f"ref{seed}.onnx"
+            path.write_bytes(conv_chain(chain_weights(seed, channels=1, depth=3, width=4)).SerializeToString())
+            refs.append(path)
+        self.fingerprint_path = folder / "owner.vfp"
+        fingerprint(self.model_path, refs, output=self.fingerprint_path, seeds=1, size=8, threads=1)
+        self.model = load_model(self.model_path, threads=1)
+
+    def _check(self, data: bytes, suffix: str, use: Callable[[Path], object]) -> str | None:
+        path = self.folder / f"input{suffix}"
+        path.write_bytes(data)
+        try:
+            use(path)
+        except VerifierError as exc:
+            if "\n" in str(exc):
+                return f"multi-line error: {exc!r}"
+        except Exception:
+            return traceback.format_exc(limit=3)
+        return None
+
+    def fingerprint(self, rng: random.Random) -> str | None:
+        return self._check(mutate_bytes(self.fingerprint_path.read_bytes(), rng), ".vfp", fingerprint_file.load)
+
+    def onnx(self, rng: random.Random) -> str | None:
+        return self._check(mutate_bytes(self.model_path.read_bytes(), rng), ".onnx",
+                           lambda path: load_model(path, threads=1).run(self.model_probe))
+
+    def verify(self, rng: random.Random) -> str | None:
+        from verifier.verification import verify
+
+        return self._check(redigested(self.fingerprint_path.read_bytes(), rng), ".vfp",
+                           lambda path: verify(fingerprint_file.load(path), self.model))
+
+    @property
+    def model_probe(self):
+        import numpy as np
+
+        return np.full((1, 1, 8, 8), 0.5, np.float32)
+
+
+TARGETS = ("fingerprint", "onnx", "verify")
+
+
+def run(targets: list[str], count: int, seed: int) -> dict[str, list[str]]:
+    """Failures per target."""
+    failures: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        fuzzer = Fuzzer(Path(folder))
+        for target in targets:
+            rng = random.Random(f"{seed}-{target}")
+            failures[target] = [found for _ in range(count) if (found := getattr(fuzzer, target)(rng))]
+    return failures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("target", nargs="?", default="all", choices=[*TARGETS, "all"])
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    targets = list(TARGETS) if args.target == "all" else [args.target]
+    failures = run(targets, args.count, args.seed)
+    for target, found in failures.items():
+        print(f"{target}: {args.count} inputs, {len(found)} internal errors")
+        for failure in found[:5]:
+            print(failure)
+    sys.exit(1 if any(failures.values()) else 0)
+
+
+if __name__ == "__main__":
+    main()
