@@ -27,7 +27,7 @@ from verifier.audit import AuditResult, AuditRow, load_owners, run
 from verifier.audit_cache import default_cache_dir
 from verifier.calibration import DEFAULT_FPR
 from verifier.degradation import default_degradation
-from verifier.errors import ModelFileError
+from verifier.errors import InputError, ModelFileError
 from verifier.fingerprint import DEFAULT_SEEDS, DEFAULT_THREADS, Fingerprint, Settings, create
 from verifier.inversion import RECIPES, Progress
 from verifier.io_spec import Layout
@@ -45,11 +45,15 @@ def fingerprint(model: str | Path | Model, references: Sequence[str | Path] = ()
                 method: str = "response", recipe: str = "fast", seeds: int = DEFAULT_SEEDS, size: int | None = None,
                 degradation: str | None = None, sigma: float | None = None, fpr: float = DEFAULT_FPR,
                 layout: Layout | None = None, value_range: tuple[float, float] | None = None,
-                threads: int | None = None, progress: Progress | None = None) -> Fingerprint:
-    """Fingerprint an owner model and calibrate it (``verifier fingerprint``); saved to `output` if given.
+                threads: int | None = None, progress: Progress | None = None,
+                sign: str | Path | None = None) -> Fingerprint:
+    """Fingerprint an owner model and calibrate it (``verifier fingerprint``); saved to `output` if given,
+    signed with the private key file `sign` if given (see :mod:`verifier.signing`).
 
     `references`: independent ONNX models or folders of them (default: the bundled ones for the task).
     """
+    if sign is not None and output is None:
+        raise InputError("signing needs an output file")
     threads = threads or DEFAULT_THREADS
     owner = model if isinstance(model, Model) else load_any(model, layout=layout, value_range=value_range,
                                                             threads=threads)
@@ -63,18 +67,23 @@ def fingerprint(model: str | Path | Model, references: Sequence[str | Path] = ()
     if output is not None:
         from verifier import fingerprint_file
 
-        fingerprint_file.save(result, output)
+        fingerprint_file.save(result, output, sign_with=Path(sign) if sign is not None else None)
     return result
 
 
 def verify(fingerprint: str | Path | Fingerprint, suspect: str | Path | Model, *, layout: Layout | None = None,
            value_range: tuple[float, float] | None = None, threads: int | None = None,
-           progress: Progress | None = None) -> Verdict:
+           progress: Progress | None = None, require_signature: bool = False,
+           trusted_keys: Sequence[str | Path] = ()) -> Verdict:
     """Decide whether `suspect` (any format an exporter reads) derives from the fingerprinted owner
-    (``verifier verify``)."""
-    from verifier import fingerprint_file
+    (``verifier verify``).  With `require_signature` or `trusted_keys` (public key files), an unsigned
+    fingerprint, or one signed by another key, is refused before any work."""
+    from verifier import fingerprint_file, signing
 
     fp = fingerprint if isinstance(fingerprint, Fingerprint) else fingerprint_file.load(fingerprint)
+    if require_signature or trusted_keys:
+        signing.require(fp.signer, [Path(key) for key in trusted_keys], fingerprint if not isinstance(
+            fingerprint, Fingerprint) else "fingerprint")
     model = suspect if isinstance(suspect, Model) else load_any(
         suspect, layout=layout, value_range=value_range, threads=threads or fp.settings.threads)
     return _verify(fp, model, progress=progress)

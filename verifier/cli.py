@@ -167,16 +167,18 @@ def _progress(message: str) -> None:
               help="What the model undoes (default: downsample for SR models, else noise).")
 @click.option("--sigma", type=float, default=None, help="Noise std in [0,1] units, or blur std in pixels.")
 @click.option("--fpr", type=float, default=DEFAULT_FPR, show_default=True, help="Target false-positive rate.")
+@click.option("--sign", "sign_key", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Sign the fingerprint with this private key (from `verifier keygen`).")
 @with_model_options
 def fingerprint(model_path: str, output: Path, references, method, recipe, seeds, size, kind, sigma, fpr,
-                layout, value_range, threads) -> None:
+                sign_key, layout, value_range, threads) -> None:
     """Compute MODEL's fingerprint (owner side) and calibrate it against independent models."""
     from verifier.api import fingerprint as make_fingerprint
 
     check_output(output)
     result = make_fingerprint(model_path, references, output=output, method=method, recipe=recipe, seeds=seeds,
                               size=size, degradation=kind, sigma=sigma, fpr=fpr, layout=layout,
-                              value_range=value_range, threads=threads, progress=_progress)
+                              value_range=value_range, threads=threads, progress=_progress, sign=sign_key)
     settings = result.settings
     calibration = result.calibration
     click.echo(f"wrote {output}: {len(settings.seeds)} critical images ({settings.recipe.name} recipe, "
@@ -185,6 +187,38 @@ def fingerprint(model_path: str, output: Path, references, method, recipe, seeds
                f"{calibration.fpr:g} from {len(calibration.null_scores)} reference models; weight sketch of "
                f"{len(result.weights)} layers" + ("" if len(result.weights) else
                                                   " (no convolution qualifies: weight evidence unavailable)"))
+
+
+def signature_options(command):
+    """--require-signature and --trusted-key, for commands that read fingerprints."""
+    command = click.option("--trusted-key", "trusted_keys", multiple=True,
+                           type=click.Path(dir_okay=False, path_type=Path),
+                           help="Public key file (from `verifier keygen`) a fingerprint must be signed with; "
+                                "repeatable. Implies --require-signature.")(command)
+    return click.option("--require-signature", is_flag=True,
+                        help="Refuse fingerprints that are not signed (by any key unless --trusted-key).")(command)
+
+
+def _check_signature(fp, path, require_signature: bool, trusted_keys) -> None:
+    from verifier import signing
+
+    if require_signature or trusted_keys:
+        signing.require(fp.signer, list(trusted_keys), path)
+
+
+@main.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Private key file to write; the public key goes to OUTPUT.pub.")
+def keygen(output: Path) -> None:
+    """Make an Ed25519 key pair for signing fingerprints (`verifier fingerprint --sign`).
+
+    Keep the private key to yourself; give the .pub file to whoever verifies with --trusted-key.
+    """
+    from verifier import signing
+
+    check_output(output)
+    public = signing.generate(output)
+    click.echo(f"wrote {output} (private: keep it) and {output}.pub: {public}")
 
 
 def _digest(path: str) -> str:
@@ -197,8 +231,10 @@ def _digest(path: str) -> str:
 @click.argument("fingerprint_path", metavar="FP", type=click.Path(dir_okay=False, path_type=str))
 @click.argument("suspect_path", metavar="SUSPECT", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
+@signature_options
 @with_model_options
-def verify(fingerprint_path: str, suspect_path: str, as_json: bool, layout, value_range, threads) -> None:
+def verify(fingerprint_path: str, suspect_path: str, as_json: bool, require_signature: bool, trusted_keys,
+           layout, value_range, threads) -> None:
     """Decide whether SUSPECT derives from the model fingerprinted in FP.
 
     SUSPECT may be in any format `verifier export` reads (it is exported first).  Evidence:
@@ -213,13 +249,14 @@ def verify(fingerprint_path: str, suspect_path: str, as_json: bool, layout, valu
     from verifier.verification import verify as run_verify
 
     fp = fingerprint_file.load(fingerprint_path)
+    _check_signature(fp, fingerprint_path, require_signature, trusted_keys)
     suspect = load_any(suspect_path, layout=layout, value_range=value_range, threads=threads or fp.settings.threads)
     result = run_verify(fp, suspect, progress=_progress)
     if as_json:
         click.echo(json.dumps({
             "tool": {"name": "verifier", "version": __version__},
             "inputs": {"fingerprint": {"path": fingerprint_path, "sha256": _digest(fingerprint_path),
-                                       "owner_sha256": fp.owner["sha256"]},
+                                       "owner_sha256": fp.owner["sha256"], "signer": fp.signer},
                        "suspect": {"path": suspect_path, "sha256": source_digest(Path(suspect_path)),
                                    "onnx_sha256": suspect.source.sha256}},
             **result.to_dict(),
@@ -295,7 +332,9 @@ def compare(first: str, second: str, as_json: bool) -> None:
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cache of exports and suspects' evidence (default: ~/.cache/verifier).")
 @click.option("--no-cache", is_flag=True, help="Use a temporary cache, removed afterwards.")
-def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, jobs, threads, cache, no_cache) -> None:
+@signature_options
+def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, jobs, threads, cache, no_cache,
+          require_signature: bool, trusted_keys) -> None:
     """Audit SUSPECTS (model files or folders, any supported format) against owner fingerprints.
 
     Prints one row per suspect (format, best-matching owner, score, p-value, verdict, time).
@@ -315,6 +354,8 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
     configured = config.load(config_path) if config_path else config.AuditConfig()
     fail_on = check_fail_on(fail_on or configured.fail_on)
     loaded = load_owners(list(owners) or [spec.ensure(_progress) for spec in configured.owners])
+    for owner in loaded:
+        _check_signature(owner.fingerprint, owner.path, require_signature, trusted_keys)
     output, html = output or configured.json, html or configured.html
     for path in (output, html):
         if path:

@@ -68,6 +68,7 @@ class Fingerprint:
     calibration: Calibration
     cost: dict  # gradient evaluations and seconds spent on the owner's critical images
     weights: WeightSketch = EMPTY_SKETCH  # the owner's weight-lineage sketch (empty: none of its layers qualify)
+    signer: str | None = None  # public key that signed the file it was read from (see verifier.signing)
 
     @property
     def starts(self) -> np.ndarray:

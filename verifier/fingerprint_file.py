@@ -19,6 +19,7 @@ Arrays are read with ``allow_pickle=False``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from verifier import __version__
+from verifier import __version__, signing
 from verifier.calibration import Calibration
 from verifier.errors import InputError, ModelFileError
 from verifier.fingerprint import Fingerprint, Settings
@@ -44,6 +45,7 @@ SCHEMA = 2
 _READABLE = (1, 2)
 _META = "fingerprint.json"
 _ARRAYS = ("critical", "residuals", "references")
+_MAX_SIGNATURE_BYTES = 4096
 
 
 def _sha256(data: bytes) -> str:
@@ -61,8 +63,8 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def save(fingerprint: Fingerprint, path: str | Path) -> None:
-    """Write atomically: the file appears complete or not at all."""
+def save(fingerprint: Fingerprint, path: str | Path, sign_with: Path | None = None) -> None:
+    """Write atomically: the file appears complete or not at all; signed with the private key `sign_with`."""
     members = {f"arrays/{name}.npy": _npy(getattr(fingerprint, name)) for name in _ARRAYS}
     for index, layer in enumerate(fingerprint.weights.layers):
         members[f"weights/layer_{index}.npy"] = _npy(layer)
@@ -79,10 +81,13 @@ def save(fingerprint: Fingerprint, path: str | Path) -> None:
         "members": {name: _sha256(data) for name, data in sorted(members.items())},
     }
     meta["content_sha256"] = _content_digest(meta)
+    signature = signing.sign(meta["content_sha256"], sign_with) if sign_with is not None else None
     with atomic_file(path) as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(_META, json.dumps(meta, indent=2, sort_keys=True))
         for name, data in members.items():
             archive.writestr(name, data)
+        if signature is not None:
+            archive.writestr(signing.MEMBER, json.dumps(signature))
 
 
 def _read_member(archive: zipfile.ZipFile, name: str, path: Path, limit: int) -> bytes:
@@ -142,7 +147,7 @@ def load(path: str | Path) -> Fingerprint:
             if meta.get("content_sha256") != _content_digest(meta):
                 raise ModelFileError(f"{path}: fingerprint metadata was edited (content digest mismatch)")
             check_meta(meta)
-            unlisted = set(archive.namelist()) - set(meta["members"]) - {_META}
+            unlisted = set(archive.namelist()) - set(meta["members"]) - {_META, signing.MEMBER}
             if unlisted:
                 raise ModelFileError(f"{path}: fingerprint holds unlisted member(s) {', '.join(sorted(unlisted))}")
             arrays = {}
@@ -156,7 +161,11 @@ def load(path: str | Path) -> Fingerprint:
                 elif name.startswith("weights/"):
                     arrays[name.removesuffix(".npy")] = np.load(io.BytesIO(data), allow_pickle=False)
             check_arrays(meta, arrays)
-            return _parse(meta, arrays)
+            signer = None
+            if signing.MEMBER in archive.namelist():
+                signed = json.loads(_read_member(archive, signing.MEMBER, path, _MAX_SIGNATURE_BYTES))
+                signer = signing.check(signed, meta["content_sha256"], path)
+            return dataclasses.replace(_parse(meta, arrays), signer=signer)
     except (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError) as exc:
         raise ModelFileError(f"{path}: not a readable fingerprint file ({exc})") from exc
     except InputError as exc:
