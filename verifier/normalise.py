@@ -47,7 +47,9 @@ def normalise(model: onnx.ModelProto) -> onnx.ModelProto:
     _drop_initializer_inputs(model)
     _promote_float16(model.graph)
     try:
-        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        # strict: an inconsistent node (a Conv weight of the wrong rank, found by fuzzing) would otherwise reach
+        # onnxruntime, whose kernels assert on it and abort the whole process
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as exc:  # inference errors mean the graph itself is inconsistent
         raise UnsupportedModelError(f"model fails ONNX shape inference: {first_line(exc)}") from exc
     return model
