@@ -66,8 +66,8 @@ def load_weights(path: Path, trust_pickle: bool):
     except CodeInPickle as exc:
         if not trust_pickle:
             raise ExportError(f"{path} is a pickle that runs code when loaded (it calls {exc}), not plain "
-                              "weights; refusing it. Re-save its state_dict with paddle.save, or pass "
-                              "--trust-pickle if you trust the file's author") from exc
+                              "weights; refusing it. Re-save its state_dict with paddle.save, or, if you "
+                              "trust the file's author, export it with `verifier export --trust-pickle`") from exc
     except Exception as exc:  # not a pickle: its bytes provoke whatever error the unpickler hits
         raise ExportError(f"cannot read {path} as a Paddle state_dict (paddle.save pickle): {first_line(exc)}"
                           f"{_JIT_SAVED if path.suffix.lower() == '.pdiparams' else ''}") from exc

@@ -48,8 +48,8 @@ def load_weights(torch, path: Path, trust_pickle: bool, arch: str | None = None)
             raise ExportError(f"cannot read {path} as a PyTorch file: {first_line(exc)}") from exc
         if not trust_pickle:
             raise ExportError(f"{path} is a pickle that runs code when loaded (not plain weights); "
-                              "refusing it. Re-save its state_dict, or pass --trust-pickle if you trust "
-                              "the file's author") from exc
+                              "refusing it. Re-save its state_dict, or, if you trust the file's author, "
+                              "export it with `verifier export --trust-pickle`") from exc
     except Exception as exc:  # torch.load fails on junk with whatever its parser hits (KeyError, ...)
         raise ExportError(f"cannot read {path} as a PyTorch file: {first_line(exc)}") from exc
     try:

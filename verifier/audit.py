@@ -166,15 +166,39 @@ def load_owners(paths: Sequence[Path]) -> tuple[Owner, ...]:
     return tuple(owners)
 
 
-def _entries(folder: Path, recognised) -> Iterator[Path]:
+def _real(path: Path) -> Path | None:
+    """Where `path` really is, or None for a symlink loop or an unreadable link."""
+    try:
+        return path.resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return None
+
+
+def _entries(folder: Path, recognised, seen: set[Path] | None = None) -> Iterator[Path]:
     """Files under `folder` and the model folders (SavedModels) in it, whose insides are one model: not
-    descended into.  Hidden files and folders are left out."""
+    descended into.  Hidden files and folders are left out.  Each real file or folder is visited once, however
+    many symlinks lead to it (a link back up the tree would otherwise recurse until the OS gives up); a broken
+    or looping link is yielded as it is, to become one error row."""
+    seen = set() if seen is None else seen
+    real = _real(folder)
+    if real is None or real in seen:
+        return
+    seen.add(real)
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):
             continue
-        if path.is_dir():
-            yield from [path] if recognised(path) else _entries(path, recognised)
-        else:
+        target = _real(path)
+        if target is None:
+            yield path
+        elif target.is_dir():
+            if recognised(path):
+                if target not in seen:
+                    seen.add(target)
+                    yield path
+            else:
+                yield from _entries(path, recognised, seen)
+        elif target not in seen:
+            seen.add(target)
             yield path
 
 
@@ -194,9 +218,10 @@ def discover(inputs: Sequence[Path]) -> tuple[list[tuple[Path, str]], list[str]]
             suspects.append((given, given.name))
         elif given.is_dir():
             files = list(_entries(given, recognised))
-            external = {data for path in files if path.suffix.lower() == ".onnx" for data in external_data_files(path)}
+            external = {data for path in files if path.suffix.lower() == ".onnx" and _real(path) is not None
+                        for data in external_data_files(path)}
             for path in files:
-                if path.resolve() in external:
+                if _real(path) in external:
                     continue
                 (suspects.append((path, str(path.relative_to(given)))) if recognised(path)
                  else skipped.append(str(path)))
@@ -224,6 +249,9 @@ class _Worker:
             row = self._audit(path, name, known)
         except VerifierError as exc:
             row = AuditRow(path=str(path), name=name, verdict="error", seconds=0.0, error=str(exc), **known)
+        except OSError as exc:  # a file that vanished, a symlink loop, no permission
+            row = AuditRow(path=str(path), name=name, verdict="error", seconds=0.0, **known,
+                           error=f"cannot read {path}: {exc.strerror or exc}")
         except Exception as exc:  # one bad file must never stop the audit
             row = AuditRow(path=str(path), name=name, verdict="error", seconds=0.0, **known,
                            error=f"internal error: {type(exc).__name__}: {first_line(exc)}")

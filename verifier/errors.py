@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 _ORT_PREFIX = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : ")
-_SOURCE_LOCATION = re.compile(r"^\S+\.(?:cc|cpp|h):\d+ ")
+_SOURCE_LOCATION = re.compile(r"\S+\.(?:cc|cpp|h|hpp):\d+:? (?:\w+: )?(?:Assertion `[^`]*' failed: )?")
 
 
 class VerifierError(Exception):
@@ -46,5 +46,5 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     prefixes and C++ source locations before the part a user can act on.
     """
     text = _ORT_PREFIX.split(str(exc).strip())[-1].strip()
-    text = _SOURCE_LOCATION.sub("", text)
+    text = _SOURCE_LOCATION.sub("", text).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__

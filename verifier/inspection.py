@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from verifier.errors import GradientUnavailableError
 from verifier.io_spec import PROBE_SIZE, ImageIO
 from verifier.lowering import lowerable_ops
@@ -60,6 +62,7 @@ def inspect_model(model: Model) -> Inspection:
     original = model.original if model.original is not None else model.graph
     io = model.io
     probe = (1, io.channels, io.height or PROBE_SIZE, io.width or PROBE_SIZE)
+    model.run(np.full(probe, 0.5, np.float32))  # a model whose output is NaN or Inf is refused here, not later
     blockers: list[str] = []
     lowered: list[str] = []
     try:

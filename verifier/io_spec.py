@@ -23,6 +23,10 @@ LAYOUTS: tuple[Layout, ...] = ("NCHW", "NHWC")
 #: Metadata keys written by `exporters` (and honoured here).
 META_LAYOUT = "verifier.input_layout"
 META_RANGE = "verifier.value_range"
+#: Largest fixed input a model may declare (a probe of that size is allocated and run).
+MAX_PIXELS = 4096 * 4096
+#: Most image channels a model may take.
+MAX_CHANNELS = 16
 #: Spatial size used to probe models whose input size is free.
 PROBE_SIZE = 64
 _PASS_THROUGH = {"Identity", "Cast", "Mul", "Add", "Sub", "Div", "Clip"}
@@ -141,6 +145,12 @@ def describe(
     c_axis, h_axis, w_axis = (1, 2, 3) if layout == "NCHW" else (3, 1, 2)
     channels = dims[c_axis] or _channels_from_first_conv(model, image.name)
     height, width = dims[h_axis], dims[w_axis]
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise UnsupportedModelError(f"input '{image.name}' has {channels} channels; verifier handles 1 to "
+                                    f"{MAX_CHANNELS}")
+    if (height or 1) * (width or 1) > MAX_PIXELS:
+        raise UnsupportedModelError(f"input '{image.name}' is fixed at {height}x{width} pixels; verifier handles "
+                                    f"at most {MAX_PIXELS} pixels (4096x4096)")
     probe = [1, 0, 0, 0]
     probe[c_axis], probe[h_axis], probe[w_axis] = channels, height or PROBE_SIZE, width or PROBE_SIZE
     out = _probe(model, image, probe)

@@ -31,6 +31,9 @@ def default_opset(model: onnx.ModelProto) -> int:
 def normalise(model: onnx.ModelProto) -> onnx.ModelProto:
     """Return a copy converted to an opset in [13, 21] and IR <= 10, with shapes inferred."""
     opset = default_opset(model)
+    if opset > onnx.defs.onnx_opset_version():
+        raise UnsupportedModelError(f"model declares opset {opset}, newer than any this onnx knows "
+                                    f"({onnx.defs.onnx_opset_version()})")
     target = min(max(opset, MIN_OPSET), MAX_OPSET)
     if target != opset:
         try:
