@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from verifier import weights
+from verifier.calibration import Calibration
 from verifier.errors import InputError
 from verifier.evidence import MEANING, Evidence, EvidenceKind, Outcome, adjusted_p_value, decide, share
 from verifier.fingerprint import Fingerprint, evidence, score_evidence
@@ -92,13 +93,20 @@ def judge(fingerprint: Fingerprint, suspect_evidence: np.ndarray, started: float
     """The verdict on a suspect's behavioural :func:`~verifier.fingerprint.evidence` (computed now or read
     from a cache) and, when the suspect is a file, its weight sketch; `started` is the perf_counter time
     the verification began, for the reported duration."""
-    fpr = fingerprint.calibration.fpr
-    with_weights = suspect_weights is not None and len(fingerprint.weights) > 0
-    each = share(fpr, 2 if with_weights else 1)
-    pieces = [weights.evidence(fingerprint.weights, suspect_weights, each)] if with_weights else []
-    pieces.append(behaviour_evidence(fingerprint.calibration, score_evidence(fingerprint, suspect_evidence),
-                             fingerprint.settings.method, each))
-    return _verdict(pieces, fpr, started)
+    pieces = gather(fingerprint.weights, suspect_weights, fingerprint.calibration,
+                    score_evidence(fingerprint, suspect_evidence), fingerprint.settings.method)
+    return _verdict(pieces, fingerprint.calibration.fpr, started)
+
+
+def gather(owner_weights: WeightSketch, suspect_weights: WeightSketch | None, calibration: Calibration,
+           behaviour_score: float, method: str) -> list[Evidence]:
+    """The pieces of evidence a suspect allows, each held to its share of the calibration's FPR: weights when
+    both sides have a sketch (the owner has qualifying layers, the suspect is a file), behaviour always."""
+    pieces: list[Evidence] = []
+    if suspect_weights is not None and len(owner_weights) > 0:
+        pieces.append(weights.evidence(owner_weights, suspect_weights, share(calibration.fpr, 2)))
+    pieces.append(behaviour_evidence(calibration, behaviour_score, method, share(calibration.fpr, len(pieces) + 1)))
+    return pieces
 
 
 @dataclass(frozen=True)
