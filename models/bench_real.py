@@ -15,7 +15,8 @@ suspect verified as ``verifier verify`` would.
 
 Verdicts are reported as shipped and with the owner's own pairs held out of the behavioural
 strong-model null (``models.behaviour_null`` measured it on the same negatives; holding them
-out is the honest measure of its false-positive rate).  Writes results.json and results.md.
+out is the honest measure of its false-positive rate).  Writes pairs.json (every pair's weight
+comparison, behavioural z and seconds) and results.md; ``--rescore`` decides again from pairs.json.
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ from models.attacks import prune, quantize_int8, range_wrapper, to_fp16, weight_
 from models.torch_archs import ESPCN, DnCNN
 from models.training import Task, export_onnx, train
 from models.weight_null import export_all
-from verifier.calibration import NULLS, MeasuredNull
+from verifier import weights
+from verifier.calibration import NULLS, Calibration, MeasuredNull
 from verifier.errors import VerifierError
 from verifier.evidence import decide, share
+from verifier.methods import evidence as behaviour_evidence
 
 #: Owners: third-party file -> the task it was trained for (our degradations stand in for the authors' data).
 OWNERS: dict[str, Task] = {
@@ -191,8 +194,8 @@ def attacks(owner_path: Path, task: Task, folder: Path, steps: int) -> list[Susp
     return made
 
 
-def _strong_null_without(owner: str) -> MeasuredNull | None:
-    """The behavioural strong-model null fitted without the owner's own pairs."""
+def _strong_null_without(owner: str | None) -> MeasuredNull | None:
+    """The behavioural strong-model null fitted without `owner`'s own pairs (None: the shipped one, all pairs)."""
     from verifier.methods import MIN_STRONG_NULL_STD
 
     path = NULLS / "behaviour-response.json"
@@ -202,30 +205,35 @@ def _strong_null_without(owner: str) -> MeasuredNull | None:
     return MeasuredNull.fit([z for o, _, z in pairs if o != owner], MIN_STRONG_NULL_STD)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--third-party", type=Path, default=Path("../shared/third_party"))
-    parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "verifier" / "third_party_onnx")
-    parser.add_argument("--owners", nargs="*", default=list(OWNERS))
-    parser.add_argument("--steps", type=int, default=150, help="fine-tuning steps (distillation: twice as many)")
-    parser.add_argument("--out", type=Path, default=Path("models/benchmark_results/real"))
-    args = parser.parse_args()
-    torch.set_num_threads(2)
+#: A calibration whose null has mean 0 and standard deviation 1, so that a pair's behavioural z is its score.
+UNIT = Calibration((-1.0, 0.0, 1.0), ("", "", ""), FPR)
+
+
+def decide_pair(row: dict, strong: MeasuredNull | None) -> str:
+    """The verdict `verifier verify` gives a pair, from its recorded weight comparison and behavioural z."""
+    pieces = []
+    if row["weights"] is not None:
+        pieces.append(weights.judged(weights.WeightComparison(*row["weights"]), share(FPR, 2)))
+    pieces.append(behaviour_evidence(UNIT, row["behaviour_z"], "response", share(FPR, len(pieces) + 1), strong))
+    return decide(pieces)[0]
+
+
+def measure(owners: list[str], third_party: Path, work: Path, steps: int) -> list[dict]:
+    """Every (owner, suspect) pair's weight comparison, behavioural z and seconds."""
     from verifier import fingerprint_file, load_model
     from verifier.api import fingerprint
-    from verifier.fingerprint import evidence, io_summary
-    from verifier.methods import evidence as behaviour_evidence
-    from verifier.verification import judge, suspect_sketch
+    from verifier.fingerprint import evidence, io_summary, score_evidence
+    from verifier.verification import suspect_sketch
 
-    exported = export_all(args.third_party, args.work)
+    exported = export_all(third_party, work)
     recorded = json.loads((NULLS / "weights.json").read_text()).get("families", [])
     family_of = {name: index for index, group in enumerate(recorded) for name in group}
     rows = []
-    for owner_name in args.owners:
-        task, owner_path = OWNERS[owner_name], args.third_party / owner_name
+    for owner_name in owners:
+        task, owner_path = OWNERS[owner_name], third_party / owner_name
         print(f"owner {owner_name}", flush=True)
-        folder = args.work / "attacks" / re.sub(r"[^A-Za-z0-9._-]", "_", owner_name)
-        suspects = attacks(owner_path, task, folder, args.steps)
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", owner_name)
+        suspects = attacks(owner_path, task, work / "attacks" / safe, steps)
         owner_model = load_model(exported[owner_name], threads=2)
         shape = (*io_summary(owner_model).values(), owner_model.io.height, owner_model.io.width)
         for name, path in sorted(exported.items()):
@@ -236,44 +244,63 @@ def main() -> None:
                 continue
             related = name in family_of and family_of.get(owner_name) == family_of[name]
             suspects.append(Suspect(name, path, "third-party copy" if related else "independent (real)", related))
-        fp_path = folder / "owner.vfp"
+        fp_path = work / "fingerprints" / f"{safe}.vfp"  # shared with models.behaviour_null
+        fp_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         fp = fingerprint(owner_model, output=fp_path) if not fp_path.exists() else fingerprint_file.load(fp_path)
         fingerprint_seconds = time.perf_counter() - started
-        held_out = _strong_null_without(owner_name)
         for suspect in suspects:
+            row = {"owner": owner_name, "suspect": suspect.name, "family": suspect.family,
+                   "positive": suspect.positive, "fingerprint_seconds": round(fingerprint_seconds, 1)}
             started = time.perf_counter()
             try:
                 model = load_model(suspect.path, threads=2)
                 lineage = suspect_sketch(model)
-                verdict = judge(fp, evidence(fp, model), started, lineage)
+                found = weights.compare(fp.weights, lineage) if lineage is not None and len(fp.weights) else None
+                z = fp.calibration.z(score_evidence(fp, evidence(fp, model)))
             except VerifierError as exc:
-                rows.append({"owner": owner_name, "suspect": suspect.name, "family": suspect.family,
-                             "positive": suspect.positive, "verdict": "error", "held_out_verdict": "error",
-                             "error": str(exc)})
+                rows.append({**row, "error": str(exc)})
                 print(f"  {suspect.name:60s} error: {exc}", flush=True)
                 continue
-            seconds = time.perf_counter() - started
-            behaviour = verdict.evidence[-1]
-            pieces = list(verdict.evidence)
-            if held_out is not None:
-                pieces[-1] = behaviour_evidence(fp.calibration, behaviour.score, behaviour.method,
-                                                share(FPR, len(pieces)), held_out)
-            outcome, decided = decide(pieces)
-            rows.append({"owner": owner_name, "suspect": suspect.name, "family": suspect.family,
-                         "positive": suspect.positive, "verdict": verdict.verdict, "held_out_verdict": outcome,
-                         "decided_by": decided, "weights_score": pieces[0].score if len(pieces) > 1 else None,
-                         "behaviour_z": fp.calibration.z(behaviour.score), "seconds": round(seconds, 3),
-                         "fingerprint_seconds": round(fingerprint_seconds, 1)})
-            print(f"  {suspect.name:60s} {suspect.family:22s} {verdict.verdict:12s} held-out {outcome:12s} "
-                  f"w {rows[-1]['weights_score']} z {rows[-1]['behaviour_z']:.2f}", flush=True)
+            rows.append({**row, "weights": None if found is None else [found.score, found.aligned_layers,
+                                                                        found.owner_layers],
+                         "behaviour_z": z, "seconds": round(time.perf_counter() - started, 3)})
+            print(f"  {suspect.name:60s} {suspect.family:22s} w {found and round(found.score, 3)} z {z:.2f}",
+                  flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--third-party", type=Path, default=Path("../shared/third_party"))
+    parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "verifier" / "third_party_onnx")
+    parser.add_argument("--owners", nargs="*", default=list(OWNERS))
+    parser.add_argument("--steps", type=int, default=150, help="fine-tuning steps (distillation: twice as many)")
+    parser.add_argument("--out", type=Path, default=Path("models/benchmark_results/real"))
+    parser.add_argument("--rescore", action="store_true",
+                        help="decide again from the recorded pairs (after the nulls changed); no model is run")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    path = args.out / "pairs.json"
+    if args.rescore:
+        rows = json.loads(path.read_text())
+    else:
+        rows = measure(args.owners, args.third_party, args.work, args.steps)
+        args.out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rows, indent=1) + "\n")
+    shipped = _strong_null_without(None)
+    for row in rows:
+        if "error" in row:
+            row["verdict"] = row["held_out_verdict"] = "error"
+        else:
+            row["verdict"] = decide_pair(row, shipped)
+            row["held_out_verdict"] = decide_pair(row, _strong_null_without(row["owner"]))
     write(rows, args.out)
 
 
 def write(rows: list[dict], out: Path) -> None:
     """results.json (every pair) and results.md (per attack family, per owner)."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
     families: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         families[row["family"]].append(row)
@@ -292,8 +319,8 @@ def write(rows: list[dict], out: Path) -> None:
                      f"{rate('held_out_verdict', 'similar')} |")
     positives = [row for row in rows if row["positive"]]
     negatives = [row for row in rows if not row["positive"]]
-    weights_pos = [row["weights_score"] for row in positives if row.get("weights_score") is not None]
-    weights_neg = [row["weights_score"] for row in negatives if row.get("weights_score") is not None]
+    weights_pos = [row["weights"][0] for row in positives if row.get("weights") is not None]
+    weights_neg = [row["weights"][0] for row in negatives if row.get("weights") is not None]
     seconds = float(np.median([row["seconds"] for row in rows if "seconds" in row]))
     top_z = max(row["behaviour_z"] for row in negatives if "behaviour_z" in row)
     lines += ["", f"Weight scores: positives min {min(weights_pos):.3f} (median {np.median(weights_pos):.3f}), "
