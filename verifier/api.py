@@ -57,7 +57,9 @@ def fingerprint(model: str | Path | Model, references: Sequence[str | Path] = ()
     threads = threads or DEFAULT_THREADS
     owner = model if isinstance(model, Model) else load_any(model, layout=layout, value_range=value_range,
                                                             threads=threads)
-    chosen = RECIPES[recipe] if size is None else dataclasses.replace(RECIPES[recipe], size=size)
+    if size is None:  # the recipe's size, rounded down to a multiple of the scale (x3 models: 126, not 128)
+        size = RECIPES[recipe].size - RECIPES[recipe].size % owner.io.scale
+    chosen = dataclasses.replace(RECIPES[recipe], size=size)
     settings = Settings(method=method, recipe=chosen, degradation=default_degradation(owner.io, degradation, sigma),
                         seeds=tuple(range(seeds)), threads=threads)
     paths = reference_paths([Path(path) for path in references], owner.io, settings.degradation)

@@ -198,3 +198,17 @@ def test_fingerprint_without_references_names_the_task(tmp_path: Path):
     assert result.exit_code == 2
     assert "no bundled reference models for task 'downsample-c1-x2'" in result.stderr
     assert not (tmp_path / "sr.vfp").exists()
+
+
+def test_x3_model_fingerprints_with_the_default_size(tmp_path: Path):
+    """The default critical-image size (128) is rounded down to a multiple of the scale."""
+    owner = save(conv_model(channels=1, scale=3, seed=0), tmp_path / "owner.onnx")
+    refs = [arg for seed in (1, 2, 3) for arg in ("--reference",
+                                                   str(save(conv_model(channels=1, scale=3, seed=seed),
+                                                            tmp_path / f"ref{seed}.onnx")))]
+    result = _invoke("fingerprint", str(owner), "-o", str(tmp_path / "x3.vfp"), *refs, "--seeds", "1",
+                     "--threads", "1")
+    assert result.exit_code == 0, result.output
+    from verifier import fingerprint_file
+
+    assert fingerprint_file.load(tmp_path / "x3.vfp").settings.recipe.size == 126
