@@ -8,7 +8,9 @@ instead of failing later with an obscure ImportError.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import re
 from types import ModuleType
 
@@ -56,7 +58,10 @@ def make_session(model_bytes: bytes, threads: int | None = None, exact: bool = F
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     try:
-        return rt.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+        # onnxruntime prints "EP Error ... Falling back" to stdout when a session fails (seen on fuzzed
+        # models): stdout is where `--json` writes its one object, so the chatter goes nowhere
+        with contextlib.redirect_stdout(io.StringIO()):
+            return rt.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped exceptions
         raise _translate_session_error(exc) from exc
 
