@@ -81,7 +81,7 @@ def save(fingerprint: Fingerprint, path: str | Path, sign_with: Path | None = No
         "members": {name: _sha256(data) for name, data in sorted(members.items())},
     }
     meta["content_sha256"] = _content_digest(meta)
-    signature = signing.sign(meta["content_sha256"], sign_with) if sign_with is not None else None
+    signature = signing.sign(str(meta["content_sha256"]), sign_with) if sign_with is not None else None
     with atomic_file(path) as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(_META, json.dumps(meta, indent=2, sort_keys=True))
         for name, data in members.items():

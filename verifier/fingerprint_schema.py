@@ -58,7 +58,7 @@ def _float(value: Any, low: float, high: float, name: str, open_low: bool = Fals
     return float(value)
 
 
-def _keys(value: Any, expected: set[str], name: str, optional: set[str] = frozenset()) -> dict:
+def _keys(value: Any, expected: set[str], name: str, optional: frozenset[str] = frozenset()) -> dict:
     _require(isinstance(value, dict), f"{name} must be an object")
     missing, unknown = expected - set(value), set(value) - expected - optional
     _require(not missing, f"{name} lacks {', '.join(sorted(missing))}")
@@ -68,7 +68,7 @@ def _keys(value: Any, expected: set[str], name: str, optional: set[str] = frozen
 
 def check_meta(meta: Any) -> None:
     """Every field of fingerprint.json (schema 1 or 2) against its type and range."""
-    _keys(meta, _TOP - {"weights"}, "fingerprint.json", optional={"weights"})
+    _keys(meta, _TOP - {"weights"}, "fingerprint.json", optional=frozenset({"weights"}))
     settings = _keys(meta["settings"], {"method", "recipe", "degradation", "seeds", "threads"}, "settings")
     _require(settings["method"] in METHODS, f"unknown method {settings['method']!r}")
     recipe = _keys(settings["recipe"], {"name", "optimizer", "evaluations", "size", "tv_weight", "learning_rate",

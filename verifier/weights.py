@@ -218,8 +218,8 @@ def _flips(kernel: tuple[int, int]) -> tuple[np.ndarray, ...]:
     maps = []
     for flipped in (grid[::-1, :], grid[:, ::-1], grid[::-1, ::-1]):
         moved = flipped.ravel()
-        maps.append(np.array([position[tuple(sorted((int(moved[a]), int(moved[b]))))]
-                              for a, b in zip(rows, cols, strict=True)]))
+        pairs = ((int(moved[a]), int(moved[b])) for a, b in zip(rows, cols, strict=True))
+        maps.append(np.array([position[(min(pair), max(pair))] for pair in pairs]))
     return tuple(maps)
 
 
