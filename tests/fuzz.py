@@ -5,7 +5,10 @@ Run:  python tests/fuzz.py [fingerprint|onnx|verify|all] [--count N] [--seed S]
 - ``fingerprint``: byte flips, insertions and truncations of a valid fingerprint file;
 - ``onnx``: the same on a small ONNX model, through ``verifier.onnx_file.read_onnx`` and ``load_model``;
 - ``verify``: loadable fingerprints whose JSON values were mutated and re-digested (what a forger
-  makes), loaded and used to verify a model.
+  makes), loaded and used to verify a model;
+- ``exporters``: the exporters' readers of untrusted files (Paddle and PyTorch pickles, Keras HDF5
+  weights and ``.keras`` zip archives, MATLAB v7.3 HDF5, Flax msgpack), each on a small valid file
+  of its format, mutated; formats whose framework is not installed are left out.
 
 Prints the inputs that raised anything else and exits 1 if there were any.  The test suite runs each
 target briefly (tests/verifier/test_fuzz.py); the README gives the long run.
@@ -119,6 +122,7 @@ class Fuzzer:
         self.fingerprint_path = folder / "owner.vfp"
         fingerprint(self.model_path, refs, output=self.fingerprint_path, seeds=1, size=8, threads=1)
         self.model = load_model(self.model_path, threads=1)
+        self._readers: list[tuple[str, bytes, Callable[[Path], object]]] | None = None
 
     def _check(self, data: bytes, suffix: str, use: Callable[[Path], object]) -> str | None:
         path = self.folder / f"input{suffix}"
@@ -145,6 +149,14 @@ class Fuzzer:
         return self._check(redigested(self.fingerprint_path.read_bytes(), rng), ".vfp",
                            lambda path: verify(fingerprint_file.load(path), self.model))
 
+    def exporters(self, rng: random.Random) -> str | None:
+        if self._readers is None:
+            self._readers = _reader_seeds(self.folder)
+        if not self._readers:
+            return None
+        suffix, data, read = self._readers[rng.randrange(len(self._readers))]
+        return self._check(mutate_bytes(data, rng), suffix, read)
+
     @property
     def model_probe(self):
         import numpy as np
@@ -152,7 +164,64 @@ class Fuzzer:
         return np.full((1, 1, 8, 8), 0.5, np.float32)
 
 
-TARGETS = ("fingerprint", "onnx", "verify")
+def _reader_seeds(folder: Path) -> list[tuple[str, bytes, Callable[[Path], object]]]:
+    """(suffix, a small valid file, the exporter's reader) for every format whose library is installed."""
+    import importlib.util
+    import io
+    import pickle
+
+    import numpy as np
+
+    from exporters import paddle_exporter
+
+    weight = np.zeros((4, 1, 3, 3), np.float32)
+    seeds: list[tuple[str, bytes, Callable[[Path], object]]] = [
+        (".pdparams", pickle.dumps({"conv.weight": weight}, protocol=4),
+         lambda path: paddle_exporter.load_weights(path, False))]
+    if importlib.util.find_spec("torch"):
+        import torch
+
+        from exporters.torch_exporter import load_weights
+
+        buffer = io.BytesIO()
+        torch.save({"conv.weight": torch.zeros(4, 1, 3, 3)}, buffer)
+        seeds.append((".pth", buffer.getvalue(), lambda path: load_weights(torch, path, False)))
+    if importlib.util.find_spec("h5py"):
+        import h5py
+
+        from exporters.keras_archive_exporter import _read_archive
+        from exporters.keras_exporter import read_h5_weights
+        from exporters.matlab_exporter import read_matconvnet
+
+        keras = folder / "seed.h5"
+        with h5py.File(keras, "w") as handle:
+            handle.attrs["layer_names"] = [b"conv2d"]
+            handle.create_group("conv2d").attrs["weight_names"] = [b"conv2d/kernel:0"]
+            handle["conv2d/conv2d/kernel:0"] = weight
+        seeds.append((".h5", keras.read_bytes(), read_h5_weights))
+        matlab = folder / "seed.mat"
+        with h5py.File(matlab, "w") as handle:
+            layer = handle.create_group("#refs#/a")
+            layer["type"] = np.array([[ord(c)] for c in "relu"], np.uint16)
+            layer["leak"] = np.zeros((1, 1))
+            refs = handle.create_dataset("net/layers", (1, 1), dtype=h5py.ref_dtype)
+            refs[0, 0] = layer.ref
+        seeds.append((".mat", matlab.read_bytes(), read_matconvnet))
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zipped:
+            zipped.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {"layers": []}}))
+            zipped.writestr("model.weights.h5", keras.read_bytes())
+        seeds.append((".keras", archive.getvalue(), _read_archive))
+    if importlib.util.find_spec("flax"):
+        from flax import serialization
+
+        from exporters.flax_exporter import read_msgpack
+
+        seeds.append((".msgpack", serialization.msgpack_serialize({"params": {"kernel": weight}}), read_msgpack))
+    return seeds
+
+
+TARGETS = ("fingerprint", "onnx", "verify", "exporters")
 
 
 def run(targets: list[str], count: int, seed: int) -> dict[str, list[str]]:
