@@ -275,7 +275,7 @@ def main() -> None:
     parser.add_argument("--third-party", type=Path, default=Path("../shared/third_party"))
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "verifier" / "third_party_onnx")
     parser.add_argument("--owners", nargs="*", default=list(OWNERS))
-    parser.add_argument("--steps", type=int, default=150, help="fine-tuning steps (distillation: twice as many)")
+    parser.add_argument("--steps", type=int, default=80, help="fine-tuning steps (distillation: twice as many)")
     parser.add_argument("--out", type=Path, default=Path("models/benchmark_results/real"))
     parser.add_argument("--rescore", action="store_true",
                         help="decide again from the recorded pairs (after the nulls changed); no model is run")
