@@ -57,6 +57,12 @@ def fingerprint(model: str | Path | Model, references: Sequence[str | Path] = ()
     threads = threads or DEFAULT_THREADS
     owner = model if isinstance(model, Model) else load_any(model, layout=layout, value_range=value_range,
                                                             threads=threads)
+    fixed = (owner.io.height, owner.io.width)
+    if fixed != (None, None):  # a model made for one input size is fingerprinted on that canvas
+        if fixed[0] != fixed[1]:
+            raise InputError(f"the model takes only {fixed[0]}x{fixed[1]} inputs; fingerprints need square "
+                             "critical images: fingerprint a fully convolutional export of it instead")
+        size = size or fixed[0] * owner.io.scale
     if size is None:  # the recipe's size, rounded down to a multiple of the scale (x3 models: 126, not 128)
         size = RECIPES[recipe].size - RECIPES[recipe].size % owner.io.scale
     chosen = dataclasses.replace(RECIPES[recipe], size=size)

@@ -212,3 +212,18 @@ def test_x3_model_fingerprints_with_the_default_size(tmp_path: Path):
     from verifier import fingerprint_file
 
     assert fingerprint_file.load(tmp_path / "x3.vfp").settings.recipe.size == 126
+
+
+def test_fixed_size_owner_is_fingerprinted_on_its_canvas(tmp_path: Path):
+    owner = save(conv_model(channels=1, dims=("N", None, 24, 24), seed=0), tmp_path / "fixed.onnx")
+    refs = [arg for seed in (1, 2, 3) for arg in ("--reference", str(save(conv_model(channels=1, seed=seed),
+                                                                             tmp_path / f"ref{seed}.onnx")))]
+    made = _invoke("fingerprint", str(owner), "-o", str(tmp_path / "fixed.vfp"), *refs, "--seeds", "1",
+                   "--threads", "1")
+    assert made.exit_code == 0, made.output
+    from verifier import fingerprint_file
+
+    assert fingerprint_file.load(tmp_path / "fixed.vfp").settings.recipe.size == 24
+    wide = save(conv_model(channels=1, dims=("N", None, 24, 32), seed=0), tmp_path / "wide.onnx")
+    refused = _invoke("fingerprint", str(wide), "-o", str(tmp_path / "wide.vfp"), *refs)
+    assert refused.exit_code == 2 and "only 24x32 inputs" in refused.stderr
