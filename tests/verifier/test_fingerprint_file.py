@@ -240,3 +240,12 @@ def test_forged_files_are_refused_with_one_line(saved: Path, tmp_path: Path, for
     with pytest.raises(ModelFileError, match=message) as caught:
         fingerprint_file.load(forged)
     assert "\n" not in str(caught.value)
+
+
+def test_huge_metadata_member_is_refused_before_it_is_read(tmp_path: Path):
+    """A 64 MiB fingerprint.json (64 KiB compressed) is refused from its stated size."""
+    path = tmp_path / "huge.vfp"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("fingerprint.json", b" " * (64 << 20))
+    with pytest.raises(ModelFileError, match="larger than its settings allow"):
+        fingerprint_file.load(path)
