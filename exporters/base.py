@@ -182,7 +182,6 @@ def quiet_framework() -> Iterator[None]:
 @contextlib.contextmanager
 def atomic_output(output: Path) -> Iterator[Path]:
     """A temporary path beside `output` (its folder made if missing), moved onto it only if the block succeeds."""
-    output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(output) as temporary:
         yield temporary
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import random
 import sys
@@ -86,23 +87,18 @@ def mutate_json(meta: dict, rng: random.Random) -> dict:
 
 def redigested(data: bytes, rng: random.Random) -> bytes:
     """A fingerprint whose metadata was mutated and whose digests were then recomputed."""
-    source = Path(tempfile.mkstemp(suffix=".vfp")[1])
-    source.write_bytes(data)
-    with zipfile.ZipFile(source) as archive:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
         content = {name: archive.read(name) for name in archive.namelist()}
-    source.unlink()
     meta = mutate_json(json.loads(content.pop("fingerprint.json")), rng)
     if isinstance(meta.get("members"), dict):
         meta["members"] = {name: hashlib.sha256(value).hexdigest() for name, value in content.items()}
     meta["content_sha256"] = fingerprint_file._content_digest(meta)
-    target = Path(tempfile.mkstemp(suffix=".vfp")[1])
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("fingerprint.json", json.dumps(meta))
         for name, value in content.items():
             archive.writestr(name, value)
-    result = target.read_bytes()
-    target.unlink()
-    return result
+    return buffer.getvalue()
 
 
 class Fuzzer:
@@ -167,7 +163,6 @@ class Fuzzer:
 def _reader_seeds(folder: Path) -> list[tuple[str, bytes, Callable[[Path], object]]]:
     """(suffix, a small valid file, the exporter's reader) for every format whose library is installed."""
     import importlib.util
-    import io
     import pickle
 
     import numpy as np

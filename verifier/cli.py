@@ -126,8 +126,7 @@ def export(source: Path, output: Path, framework, arch, arch_kwargs, input_shape
     from exporters import ExportRequest
     from exporters import export as run_export
 
-    if output.parent.is_dir():
-        check_output(output)
+    check_output(output)
 
     try:
         kwargs = json.loads(arch_kwargs) if arch_kwargs else None

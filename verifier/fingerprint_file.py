@@ -99,6 +99,8 @@ def _read_member(archive: zipfile.ZipFile, name: str, path: Path, limit: int) ->
         raise ModelFileError(f"{path}: fingerprint file lacks '{name}'") from None
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise ModelFileError(f"{path}: member '{name}' uses an unsupported compression method")
+    if info.flag_bits & 0x1:
+        raise ModelFileError(f"{path}: member '{name}' is encrypted")
     if info.file_size > limit:
         raise ModelFileError(f"{path}: member '{name}' is larger than its settings allow "
                              f"({info.file_size} > {limit} bytes)")

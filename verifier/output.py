@@ -2,8 +2,8 @@
 
 Auditors run verifier as root in pipelines, so an output path is treated with care:
 
-- :func:`check_output` runs before the expensive work: a missing or read-only folder is found
-  in a second, not after a minute of fingerprinting;
+- :func:`check_output` runs before the expensive work: a folder that cannot be made or written is
+  found in a second, not after a minute of fingerprinting (a missing one is made);
 - an existing path that is not a regular file (a FIFO, a device such as ``/dev/full``, a
   folder) is refused, never replaced; a symlink is written through (its target is replaced,
   the link stays);
@@ -25,7 +25,8 @@ from verifier.errors import InputError
 
 
 def check_output(path: str | Path) -> Path:
-    """The file to write for output `path` (a symlink's target); one-line error when it cannot be written."""
+    """The file to write for output `path` (a symlink's target); its folder is made if missing (as pipelines
+    expect of `-o out/audit.json`); one-line error when it cannot be written."""
     path = Path(path)
     target = path.resolve() if path.is_symlink() else path
     try:
@@ -37,8 +38,10 @@ def check_output(path: str | Path) -> Path:
     if mode is not None and not stat.S_ISREG(mode):
         raise InputError(f"cannot write {path}: it exists and is not a regular file; refusing to replace it")
     folder = target.parent
-    if not folder.is_dir():
-        raise InputError(f"cannot write {path}: folder {folder} does not exist")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: cannot make folder {folder} ({exc.strerror})") from exc
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"cannot write {path}: folder {folder} is not writable")
     return target

@@ -193,10 +193,10 @@ def test_verify_errors_are_one_line(fingerprinted: dict[str, Path], tmp_path: Pa
 
 
 def test_fingerprint_without_references_names_the_task(tmp_path: Path):
-    gray_sr = save(conv_model(channels=1, scale=2), tmp_path / "sr.onnx")
+    gray_sr = save(conv_model(channels=1, scale=8), tmp_path / "sr.onnx")  # no bundled x8 references
     result = _invoke("fingerprint", str(gray_sr), "-o", str(tmp_path / "sr.vfp"))
     assert result.exit_code == 2
-    assert "no bundled reference models for task 'downsample-c1-x2'" in result.stderr
+    assert "no bundled reference models for task 'downsample-c1-x8'" in result.stderr
     assert not (tmp_path / "sr.vfp").exists()
 
 

@@ -45,12 +45,18 @@ def test_folder_is_refused(model: Path, tmp_path: Path):
     assert result.exit_code == 2 and "is a directory" in result.stderr and "internal error" not in result.stderr
 
 
-def test_missing_folder_is_found_before_the_work(model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_unwritable_folder_is_found_before_the_work(model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     def fail(*_args, **_kwargs):
         raise AssertionError("the fingerprint was computed before the output was checked")
 
     monkeypatch.setattr("verifier.api.create", fail)
-    _one_line_exit_2(_fingerprint(model, str(tmp_path / "missing" / "owner.vfp")), "does not exist")
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    _one_line_exit_2(_fingerprint(model, str(tmp_path / "file.txt" / "sub" / "owner.vfp")), "cannot write")
+
+
+def test_missing_folder_is_made(model: Path, tmp_path: Path):
+    assert _fingerprint(model, str(tmp_path / "out" / "owner.vfp")).exit_code == 0
+    assert (tmp_path / "out" / "owner.vfp").is_file()
 
 
 def test_symlink_is_written_through(model: Path, tmp_path: Path):

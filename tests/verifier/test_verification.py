@@ -34,9 +34,11 @@ def test_verdicts(trained_models: dict[str, Path], owner_fp: Fingerprint, suspec
     assert (result.p_value < result.fpr) == (expected == "derived")
     assert [piece.kind for piece in result.evidence] == ["weights", "behaviour"]
     assert result.decided_by == ("weights" if expected == "derived" else None)
-    # each piece is held to half the verdict's rate (Bonferroni), so the verdict keeps the stated FPR
+    # each piece is held to half the verdict's rate (Bonferroni), so the verdict keeps the stated FPR; behaviour
+    # must also clear the strong-model null, so its threshold is at least the references' own
     behaviour = result.evidence[1]
-    assert behaviour.threshold == pytest.approx(owner_fp.calibration.threshold_at(owner_fp.calibration.fpr / 2))
+    assert behaviour.threshold >= owner_fp.calibration.threshold_at(owner_fp.calibration.fpr / 2)
+    assert behaviour.p_value >= owner_fp.calibration.p_value(behaviour.score)
 
 
 @pytest.mark.parametrize(("suspect", "expected"), [("owner", "similar"), ("independent", "independent")])
@@ -48,7 +50,7 @@ def test_behaviour_alone_never_says_derived(trained_models: dict[str, Path], own
     result = verify(owner_fp, black_box)
     assert [piece.kind for piece in result.evidence] == ["behaviour"]
     assert result.verdict == expected, result
-    assert result.evidence[0].threshold == pytest.approx(owner_fp.calibration.threshold)
+    assert result.evidence[0].threshold >= owner_fp.calibration.threshold
 
 
 def test_same_fingerprint_twice_is_bitwise_identical(trained_models: dict[str, Path], owner_fp: Fingerprint):
