@@ -29,7 +29,7 @@ from typing import Literal
 
 from verifier.audit_cache import Cache, key
 from verifier.errors import InputError, VerifierError, first_line
-from verifier.evidence import Evidence, EvidenceKind
+from verifier.evidence import Evidence, EvidenceKind, format_p
 from verifier.fingerprint import Fingerprint
 from verifier.weights import WeightSketch
 
@@ -409,12 +409,14 @@ def run(owners: tuple[Owner, ...], inputs: Sequence[Path], cache_root: Path, job
 
 def table(result: AuditResult) -> str:
     """The summary table people read: one line per suspect, then the counts."""
-    header = ("suspect", "format", "best owner", "score", "p-value", "verdict", "time", "note")
+    header = ("suspect", "format", "best owner", "evidence", "score", "p-value", "verdict", "time", "note")
     lines = []
     for row in result.rows:
         best = row.best
-        lines.append((row.name, row.format or "?", best.owner if best else "-",
-                      f"{best.score:.3f}" if best else "-", f"{best.p_value:.2g}" if best else "-", row.verdict,
+        evidence = (best.decided_by or "none significant") if best and best.evidence else "-"
+        lines.append((row.name, row.format or "?", best.owner if best else "-", evidence,
+                      f"{best.score:.3f}" if best and best.score is not None else "-",
+                      format_p(best.p_value) if best and best.p_value is not None else "-", row.verdict,
                       f"{row.seconds:.1f}s", (row.message or "")[:100] if row.verdict in ("error", "incomparable")
                       else ""))
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *lines, strict=True)]

@@ -21,6 +21,7 @@ from verifier.audit import FAIL_ON
 from verifier.calibration import DEFAULT_FPR
 from verifier.degradation import KINDS
 from verifier.errors import GradientUnavailableError, VerifierError, first_line
+from verifier.evidence import format_p
 from verifier.fingerprint import DEFAULT_SEEDS
 from verifier.inversion import RECIPES
 from verifier.io_spec import LAYOUTS, parse_range
@@ -272,18 +273,14 @@ VERDICT_EXIT = {"derived": 0, "independent": 1, "similar": 3}
 def _print_verdict(result) -> None:
     """The verdict on one line, then one line per piece of evidence (the deciding one marked)."""
     decided = f"decided by {result.decided_by}" if result.decided_by else "no evidence significant"
-    click.echo(f"{result.verdict} ({result.meaning}): p-value {_p(result.p_value)}, {decided}, "
+    click.echo(f"{result.verdict} ({result.meaning}): p-value {format_p(result.p_value)}, {decided}, "
                f"FPR {result.fpr:g}, {result.seconds:.1f} s")
     for piece in result.evidence:
         mark = "*" if piece.kind == result.decided_by else " "
         detail = f", {piece.detail}" if piece.detail else ""
         click.echo(f" {mark} {piece.kind:<9} score {piece.score:.3f}, threshold {piece.threshold:.3f}, "
-                   f"p-value {_p(piece.p_value)} ({piece.method}{detail})")
+                   f"p-value {format_p(piece.p_value)} ({piece.method}{detail})")
 
-
-def _p(value: float) -> str:
-    """A p-value for people: below what a double holds it is '< 1e-300', not 0."""
-    return f"{value:.2g}" if value > 0 else "< 1e-300"
 
 
 @main.command()

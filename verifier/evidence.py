@@ -81,3 +81,8 @@ def decide(evidence: Sequence[Evidence]) -> tuple[Outcome, EvidenceKind | None]:
 def adjusted_p_value(evidence: Sequence[Evidence]) -> float:
     """The verdict's p-value: the smallest piece's, times the number of pieces (Bonferroni), at most 1."""
     return min(1.0, min(piece.p_value for piece in evidence) * len(evidence)) if evidence else 1.0
+
+
+def format_p(value: float) -> str:
+    """A p-value for people: one below what a double holds reads '< 1e-300', not 0."""
+    return f"{value:.2g}" if value > 0 else "< 1e-300"

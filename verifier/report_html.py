@@ -21,7 +21,7 @@ import numpy as np
 from verifier import __version__
 from verifier.audit import AuditResult, AuditRow, Owner, PairResult
 from verifier.audit_cache import Cache
-from verifier.evidence import MEANING, Evidence
+from verifier.evidence import MEANING, Evidence, format_p
 from verifier.png import encode_png
 
 #: At most this many images per strip.
@@ -110,7 +110,7 @@ def _score_scale(owner: Owner, behaviour: Evidence) -> str:
             f'<line x1="20" y1="{height - 30}" x2="{width - 20}" y2="{height - 30}" stroke="#999"/>'
             f'<line class="threshold" x1="{at:.1f}" y1="30" x2="{at:.1f}" y2="{height - 30}" stroke="#000" '
             f'stroke-dasharray="4 3"/><text x="{at:.1f}" y="28" font-size="11" text-anchor="{anchor(at)}">'
-            f"threshold {threshold:.3f} (p {behaviour.p_value:.2g} needed below {calibration.fpr:g} / evidence)</text>"
+            f"threshold {threshold:.3f} (behaviour p {_p(behaviour.p_value)})</text>"
             f'<line class="score" x1="{mark:.1f}" y1="40" x2="{mark:.1f}" y2="{height - 30}" stroke="{colour}" '
             f'stroke-width="3"/><text x="{mark:.1f}" y="{height - 10}" font-size="11" text-anchor="{anchor(mark)}" '
             f'fill="{colour}">behaviour score {score:.3f}</text></svg>')
@@ -120,7 +120,7 @@ def _evidence_table(pair: PairResult) -> str:
     """Every piece of evidence with its p-value; the one that decided is marked."""
     body = "".join(f'<tr class="{"decided" if e.kind == pair.decided_by else ""}"><td>{e.kind}</td>'
                    f"<td>{e.method}</td><td>{_fmt(e.score, '.3f')}</td><td>{_fmt(e.threshold, '.3f')}</td>"
-                   f"<td>{_fmt(e.p_value, '.2g')}</td><td>{'yes' if e.significant else 'no'}</td>"
+                   f"<td>{_p(e.p_value)}</td><td>{'yes' if e.significant else 'no'}</td>"
                    f"<td>{'decided' if e.kind == pair.decided_by else ''}</td><td>{html.escape(e.detail)}</td></tr>"
                    for e in pair.evidence)
     return (f'<p class="meaning">{html.escape(pair.verdict)}: {html.escape(MEANING.get(pair.verdict, ""))}</p>'
@@ -152,9 +152,13 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None or not math.isfinite(value) else format(value, spec)
 
 
+def _p(value: float | None) -> str:
+    return "-" if value is None else html.escape(format_p(value))
+
+
 def _pairs_table(row: AuditRow) -> str:
     body = "".join(f"<tr><td>{html.escape(p.owner)}</td><td>{p.verdict}</td><td>{_fmt(p.score, '.3f')}</td>"
-                   f"<td>{_fmt(p.threshold, '.3f')}</td><td>{_fmt(p.p_value, '.2g')}</td>"
+                   f"<td>{_fmt(p.threshold, '.3f')}</td><td>{_p(p.p_value)}</td>"
                    f"<td>{'cached' if p.cached else f'{p.seconds:.1f} s'}</td>"
                    f"<td>{html.escape(p.message or '')}</td></tr>" for p in row.pairs)
     return ("<table class=\"pairs\"><tr><th>owner</th><th>verdict</th><th>score</th><th>threshold</th>"
@@ -166,7 +170,7 @@ def _section(index: int, row: AuditRow, owners: dict[str, Owner], cache: Cache |
     facts = [f"format {html.escape(row.format or '?')}", f"{row.seconds:.1f} s"]
     if best:
         facts[1:1] = [f"best owner <b>{html.escape(best.owner)}</b>", f"score {_fmt(best.score, '.3f')}",
-                      f"threshold {_fmt(best.threshold, '.3f')}", f"p-value {_fmt(best.p_value, '.2g')}"]
+                      f"threshold {_fmt(best.threshold, '.3f')}", f"p-value {_p(best.p_value)}"]
     parts = [f'<section class="suspect" id="suspect-{index}" data-verdict="{row.verdict}">',
              f'<h2>{html.escape(row.name)} <span class="verdict {row.verdict}">{row.verdict}</span></h2>',
              f'<p class="facts">{" · ".join(facts)}</p>']
@@ -197,7 +201,7 @@ def render(result: AuditResult, fail_on: tuple[str, ...]) -> str:
         f'<tr><td><a href="#suspect-{i}">{html.escape(row.name)}</a></td><td>{html.escape(row.format or "?")}</td>'
         f"<td>{html.escape(row.best.owner) if row.best else '-'}</td>"
         f"<td>{_fmt(row.best.score if row.best else None, '.3f')}</td>"
-        f"<td>{_fmt(row.best.p_value if row.best else None, '.2g')}</td>"
+        f"<td>{_p(row.best.p_value if row.best else None)}</td>"
         f'<td><span class="verdict {row.verdict}">{row.verdict}</span></td><td>{row.seconds:.1f} s</td></tr>'
         for i, row in enumerate(result.rows))
     counts = ", ".join(f"{count} {outcome}" for outcome, count in result.counts().items())

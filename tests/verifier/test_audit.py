@@ -71,7 +71,7 @@ def test_table_json_and_exit_code(audited):
             assert entry["export_cached"] is False and (entry["export"] is None) == (exporter == "onnx")
         else:
             assert entry["verdict"] == "error" and "not installed" in entry["error"]
-        assert row[5] == entry["verdict"]
+        assert row[6] == entry["verdict"]
     for name, (_, verdict, owner) in DERIVED.items():
         entry = suspects[name]
         assert (entry["verdict"], entry["best_owner"]) == (verdict, owner)
@@ -79,9 +79,9 @@ def test_table_json_and_exit_code(audited):
         best = next(pair for pair in entry["pairs"] if pair["owner"] == owner)
         assert [piece["kind"] for piece in best["evidence"]] == ["weights", "behaviour"]
         assert best["decided_by"] == "weights" and best["evidence"][0]["significant"]
-        assert rows[name][2] == owner and rows[name][5] == verdict
+        assert rows[name][2] == owner and rows[name][6] == verdict and rows[name][3] == "weights"
     corrupt = suspects[CORRUPT]
-    assert corrupt["verdict"] == "error" and corrupt["error"] and rows[CORRUPT][5] == "error"
+    assert corrupt["verdict"] == "error" and corrupt["error"] and rows[CORRUPT][6] == "error"
     assert {error["path"] for error in results["errors"]} >= {corrupt["path"]}
     assert results["summary"] == {verdict: sum(e["verdict"] == verdict for e in suspects.values())
                                   for verdict in ("derived", "similar", "independent", "incomparable", "error")}
