@@ -58,11 +58,11 @@ def fingerprint(model: str | Path | Model, references: Sequence[str | Path] = ()
     owner = model if isinstance(model, Model) else load_any(model, layout=layout, value_range=value_range,
                                                             threads=threads)
     fixed = (owner.io.height, owner.io.width)
-    if fixed != (None, None):  # a model made for one input size is fingerprinted on that canvas
-        if fixed[0] != fixed[1]:
-            raise InputError(f"the model takes only {fixed[0]}x{fixed[1]} inputs; fingerprints need square "
-                             "critical images: fingerprint a fully convolutional export of it instead")
-        size = size or fixed[0] * owner.io.scale
+    if size is None and fixed[0] is not None and fixed[0] == fixed[1]:
+        # a model made for one square input size is fingerprinted on that canvas (critical images are
+        # square; a non-square one is tried at the recipe's size, which works when its graph is fully
+        # convolutional, the probes then placed on its canvas)
+        size = fixed[0] * owner.io.scale
     if size is None:  # the recipe's size, rounded down to a multiple of the scale (x3 models: 126, not 128)
         size = RECIPES[recipe].size - RECIPES[recipe].size % owner.io.scale
     chosen = dataclasses.replace(RECIPES[recipe], size=size)

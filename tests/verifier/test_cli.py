@@ -224,6 +224,9 @@ def test_fixed_size_owner_is_fingerprinted_on_its_canvas(tmp_path: Path):
     from verifier import fingerprint_file
 
     assert fingerprint_file.load(tmp_path / "fixed.vfp").settings.recipe.size == 24
-    wide = save(conv_model(channels=1, dims=("N", None, 24, 32), seed=0), tmp_path / "wide.onnx")
-    refused = _invoke("fingerprint", str(wide), "-o", str(tmp_path / "wide.vfp"), *refs)
-    assert refused.exit_code == 2 and "only 24x32 inputs" in refused.stderr
+    # a non-square canvas (IMDN-RTC's 720x480): critical images at the recipe's size, probes on the canvas
+    wide = save(conv_model(channels=1, dims=("N", None, 40, 48), seed=0), tmp_path / "wide.onnx")
+    made = _invoke("fingerprint", str(wide), "-o", str(tmp_path / "wide.vfp"), *refs, "--seeds", "1",
+                   "--size", "32", "--threads", "1")
+    assert made.exit_code == 0, made.output
+    assert _invoke("verify", str(tmp_path / "wide.vfp"), str(wide)).exit_code == 3  # no sketch: behaviour only
