@@ -219,14 +219,17 @@ def _reader_seeds(folder: Path) -> list[tuple[str, bytes, Callable[[Path], objec
 TARGETS = ("fingerprint", "onnx", "verify", "exporters")
 
 
-def run(targets: list[str], count: int, seed: int) -> dict[str, list[str]]:
-    """Failures per target."""
+def run(targets: list[str], count: int, seed: int, report: Callable[[str, list[str]], None] | None = None,
+        ) -> dict[str, list[str]]:
+    """Failures per target; `report(target, failures)` is called as each target finishes."""
     failures: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory() as folder:
         fuzzer = Fuzzer(Path(folder))
         for target in targets:
             rng = random.Random(f"{seed}-{target}")
             failures[target] = [found for _ in range(count) if (found := getattr(fuzzer, target)(rng))]
+            if report:
+                report(target, failures[target])
     return failures
 
 
@@ -237,11 +240,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     targets = list(TARGETS) if args.target == "all" else [args.target]
-    failures = run(targets, args.count, args.seed)
-    for target, found in failures.items():
-        print(f"{target}: {args.count} inputs, {len(found)} internal errors")
+    def report(target: str, found: list[str]) -> None:
+        print(f"{target}: {args.count} inputs, {len(found)} internal errors", flush=True)
         for failure in found[:5]:
-            print(failure)
+            print(failure, flush=True)
+
+    failures = run(targets, args.count, args.seed, report)
     sys.exit(1 if any(failures.values()) else 0)
 
 
