@@ -39,6 +39,14 @@ def _families(exported: dict[str, Path]) -> dict[str, int]:
     return {name: family.get(name, len(recorded) + offset) for offset, name in enumerate(sorted(exported))}
 
 
+def owner_fingerprint(model, path: Path):
+    """The owner's fingerprint with default options, made once and kept at `path` (shared with bench_real)."""
+    from verifier import fingerprint_file
+    from verifier.api import fingerprint
+
+    return fingerprint_file.load(path) if path.exists() else fingerprint(model, output=path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--third-party", type=Path, default=Path("../shared/third_party"))
@@ -47,7 +55,6 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help=f"write the z-scores to {NULL_FILE}")
     args = parser.parse_args()
     from verifier import load_model
-    from verifier.api import fingerprint
     from verifier.fingerprint import io_summary, score
 
     exported = export_all(args.third_party, args.work)
@@ -73,11 +80,7 @@ def main() -> None:
         for owner in owners:
             path = folder / (re.sub(r"[^A-Za-z0-9._-]", "_", owner) + ".vfp")
             try:
-                fp = fingerprint(models[owner], output=path) if not path.exists() else None
-                if fp is None:
-                    from verifier import fingerprint_file
-
-                    fp = fingerprint_file.load(path)
+                fp = owner_fingerprint(models[owner], path)
             except VerifierError as exc:
                 print(f"task {key}: cannot fingerprint {owner} with default options: {exc}")
                 continue

@@ -35,11 +35,13 @@ import numpy as np
 import torch
 
 from models.attacks import prune, quantize_int8, range_wrapper, to_fp16, weight_noise
+from models.behaviour_null import owner_fingerprint
 from models.torch_archs import ESPCN, DnCNN
 from models.training import Task, export_onnx, train
 from models.weight_null import export_all
+from models.zoo_verdicts import UNIT
 from verifier import weights
-from verifier.calibration import NULLS, Calibration, MeasuredNull
+from verifier.calibration import NULLS, MeasuredNull
 from verifier.errors import VerifierError
 from verifier.evidence import decide, share
 from verifier.methods import evidence as behaviour_evidence
@@ -205,10 +207,6 @@ def _strong_null_without(owner: str | None) -> MeasuredNull | None:
     return MeasuredNull.fit([z for o, _, z in pairs if o != owner], MIN_STRONG_NULL_STD)
 
 
-#: A calibration whose null has mean 0 and standard deviation 1, so that a pair's behavioural z is its score.
-UNIT = Calibration((-1.0, 0.0, 1.0), ("", "", ""), FPR)
-
-
 def decide_pair(row: dict, strong: MeasuredNull | None) -> str:
     """The verdict `verifier verify` gives a pair, from its recorded weight comparison and behavioural z."""
     pieces = []
@@ -220,8 +218,7 @@ def decide_pair(row: dict, strong: MeasuredNull | None) -> str:
 
 def measure(owners: list[str], third_party: Path, work: Path, steps: int) -> list[dict]:
     """Every (owner, suspect) pair's weight comparison, behavioural z and seconds."""
-    from verifier import fingerprint_file, load_model
-    from verifier.api import fingerprint
+    from verifier import load_model
     from verifier.fingerprint import evidence, io_summary, score_evidence
     from verifier.verification import suspect_sketch
 
@@ -247,7 +244,7 @@ def measure(owners: list[str], third_party: Path, work: Path, steps: int) -> lis
         fp_path = work / "fingerprints" / f"{safe}.vfp"  # shared with models.behaviour_null
         fp_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        fp = fingerprint(owner_model, output=fp_path) if not fp_path.exists() else fingerprint_file.load(fp_path)
+        fp = owner_fingerprint(owner_model, fp_path)
         fingerprint_seconds = time.perf_counter() - started
         for suspect in suspects:
             row = {"owner": owner_name, "suspect": suspect.name, "family": suspect.family,
