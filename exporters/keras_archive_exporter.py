@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from exporters import isolated
 from exporters.base import ExportError, ExportRequest, ExportResult, quiet_framework, require
 from exporters.keras_config import KerasGraph, build_model, fill_weights, parse_config, short_weight_name
 from exporters.keras_exporter import convert_keras
@@ -51,18 +52,30 @@ def _read_archive(path: Path) -> tuple[dict, bytes]:
         raise ExportError(f"cannot read {path} as a .keras archive: {first_line(exc)}") from exc
 
 
-def _weights(h5py, data: bytes, model, keys: dict[str, str], source: str) -> dict[str, dict[str, np.ndarray]]:
+def _read_vars(data: bytes, groups: list[str]) -> dict[str, list[np.ndarray]]:
+    """Group name -> its vars/0, vars/1, ... arrays, for each listed `<layer path>/vars` group the file has."""
+    h5py = require("h5py", KerasArchiveExporter.extra)
+    try:
+        with h5py.File(io.BytesIO(data), "r") as handle:
+            found = {name: handle.get(name) for name in groups}
+            return {name: [np.asarray(group[str(i)]) for i in range(len(group))]
+                    for name, group in found.items() if group is not None}
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise ExportError(f"cannot read the weights of the .keras archive: {first_line(exc)}") from exc
+
+
+def _weights(data: bytes, model, keys: dict[str, str], source: str) -> dict[str, dict[str, np.ndarray]]:
     """Layer name -> variable name -> array, reading each layer's vars/<i> in the rebuilt layer's order."""
+    groups = {layer.name: f"{keys.get(layer.name, '?')}/vars" for layer in model.layers}
+    stored = isolated.call(_read_vars, data, sorted(set(groups.values())), what=source)
     weights = {}
-    with h5py.File(io.BytesIO(data), "r") as handle:
-        for layer in model.layers:
-            group = handle.get(f"{keys.get(layer.name, '?')}/vars")
-            arrays = [np.asarray(group[str(i)]) for i in range(len(group))] if group is not None else []
-            if len(arrays) != len(layer.weights):
-                raise ExportError(f"{source}: layer '{layer.name}' has {len(arrays)} weight arrays in the file "
-                                  f"but {len(layer.weights)} in the config")
-            if arrays:
-                weights[layer.name] = {short_weight_name(v.name): a for v, a in zip(layer.weights, arrays, strict=True)}
+    for layer in model.layers:
+        arrays = stored.get(groups[layer.name], [])
+        if len(arrays) != len(layer.weights):
+            raise ExportError(f"{source}: layer '{layer.name}' has {len(arrays)} weight arrays in the file "
+                              f"but {len(layer.weights)} in the config")
+        if arrays:
+            weights[layer.name] = {short_weight_name(v.name): a for v, a in zip(layer.weights, arrays, strict=True)}
     return weights
 
 
@@ -77,11 +90,10 @@ class KerasArchiveExporter:
 
     def export(self, request: ExportRequest, target: Path) -> ExportResult:
         keras = require("keras", self.extra)
-        h5py = require("h5py", self.extra)
         config, data = _read_archive(request.source)
         origin = f"{request.source.name} {_CONFIG}"
         graph = parse_config(config, origin)
         with quiet_framework():
             model = build_model(keras, graph, origin)
-            fill_weights(model, graph, _weights(h5py, data, model, weight_keys(graph), origin), origin)
+            fill_weights(model, graph, _weights(data, model, weight_keys(graph), origin), origin)
         return convert_keras(model, graph.channels, request, target, f"Keras config of {origin} ({graph.describe()})")

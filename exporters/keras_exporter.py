@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from exporters import isolated
 from exporters.base import (
     ExportError,
     ExportRequest,
@@ -48,6 +49,10 @@ class KerasLayerWeights:
 
 def read_h5_weights(path: Path) -> list[KerasLayerWeights]:
     """Layers with weights, in the file's layer order (Keras 2 'save_weights' layout)."""
+    return isolated.call(_read_h5_weights, path, what=str(path))
+
+
+def _read_h5_weights(path: Path) -> list[KerasLayerWeights]:
     h5py = require("h5py", "tensorflow")
     try:
         with h5py.File(path, "r") as handle:
@@ -102,14 +107,18 @@ def _read_json(path: Path) -> dict:
     return document
 
 
-def _embedded_config(path: Path) -> dict | None:
-    """The `model_config` a full-model HDF5 save carries, or None for a weights-only file."""
+def _model_config_text(path: Path) -> str | bytes | None:
     h5py = require("h5py", "tensorflow")
     try:
         with h5py.File(path, "r") as handle:
-            text = handle.attrs.get("model_config")
+            return handle.attrs.get("model_config")
     except OSError as exc:
         raise ExportError(f"cannot read {path} as Keras HDF5 weights: {first_line(exc)}") from exc
+
+
+def _embedded_config(path: Path) -> dict | None:
+    """The `model_config` a full-model HDF5 save carries, or None for a weights-only file."""
+    text = isolated.call(_model_config_text, path, what=str(path))
     if text is None:
         return None
     try:

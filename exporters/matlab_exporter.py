@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from exporters import isolated
 from exporters.base import ExportError, ExportRequest, ExportResult, require
 from verifier.errors import first_line
 
@@ -38,6 +39,10 @@ def _text(dataset) -> str:
 
 def read_matconvnet(path: Path) -> list[MatConvLayer]:
     """`net.layers` of a v7.3 MatConvNet file; only 3x3, stride-1, pad-1 convs and ReLUs are accepted."""
+    return isolated.call(_read_matconvnet, path, what=str(path))
+
+
+def _read_matconvnet(path: Path) -> list[MatConvLayer]:
     h5py = require("h5py", "tensorflow")
     layers = []
     try:

@@ -1,6 +1,6 @@
 """Fuzz verifier's readers of untrusted files: any exception but a one-line VerifierError is a bug.
 
-Run:  python tests/fuzz.py [fingerprint|onnx|verify|all] [--count N] [--seed S]
+Run:  python tests/fuzz.py [fingerprint|onnx|verify|exporters|all] [--count N] [--seed S] [--keep DIR]
 
 - ``fingerprint``: byte flips, insertions and truncations of a valid fingerprint file;
 - ``onnx``: the same on a small ONNX model, through ``verifier.onnx_file.read_onnx`` and ``load_model``;
@@ -10,6 +10,9 @@ Run:  python tests/fuzz.py [fingerprint|onnx|verify|all] [--count N] [--seed S]
   weights and ``.keras`` zip archives, MATLAB v7.3 HDF5, Flax msgpack), each on a small valid file
   of its format, mutated; formats whose framework is not installed are left out.
 
+Inputs run in a worker process under a watchdog: one that takes over a minute or kills the process
+(a hang or crash inside a C library) is reported apart, and kept with ``--keep``.  Input ``i`` of a
+target is drawn from its own generator seeded by (seed, target, i), so one input can be replayed.
 Prints the inputs that raised anything else and exits 1 if there were any.  The test suite runs each
 target briefly (tests/verifier/test_fuzz.py); the README gives the long run.
 """
@@ -20,12 +23,16 @@ import argparse
 import hashlib
 import io
 import json
+import multiprocessing
 import random
+import shutil
 import sys
 import tempfile
+import time
 import traceback
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "verifier"))
@@ -102,7 +109,7 @@ def redigested(data: bytes, rng: random.Random) -> bytes:
 
 
 class Fuzzer:
-    """Seed files made once, then `count` mutated inputs per target."""
+    """Seed files made once; input `index` of a target is a mutation drawn from its own seeded generator."""
 
     def __init__(self, folder: Path) -> None:
         from verifier.api import fingerprint
@@ -120,7 +127,9 @@ class Fuzzer:
         self.model = load_model(self.model_path, threads=1)
         self._readers: list[tuple[str, bytes, Callable[[Path], object]]] | None = None
 
-    def _check(self, data: bytes, suffix: str, use: Callable[[Path], object]) -> str | None:
+    def check(self, target: str, rng: random.Random) -> str | None:
+        """None, or what went wrong: any exception but a one-line VerifierError."""
+        suffix, data, use = getattr(self, target)(rng)
         path = self.folder / f"input{suffix}"
         path.write_bytes(data)
         try:
@@ -132,26 +141,24 @@ class Fuzzer:
             return traceback.format_exc(limit=3)
         return None
 
-    def fingerprint(self, rng: random.Random) -> str | None:
-        return self._check(mutate_bytes(self.fingerprint_path.read_bytes(), rng), ".vfp", fingerprint_file.load)
+    def fingerprint(self, rng: random.Random) -> tuple[str, bytes, Callable[[Path], object]]:
+        return ".vfp", mutate_bytes(self.fingerprint_path.read_bytes(), rng), fingerprint_file.load
 
-    def onnx(self, rng: random.Random) -> str | None:
-        return self._check(mutate_bytes(self.model_path.read_bytes(), rng), ".onnx",
-                           lambda path: load_model(path, threads=1).run(self.model_probe))
+    def onnx(self, rng: random.Random) -> tuple[str, bytes, Callable[[Path], object]]:
+        return ".onnx", mutate_bytes(self.model_path.read_bytes(), rng), \
+            lambda path: load_model(path, threads=1).run(self.model_probe)
 
-    def verify(self, rng: random.Random) -> str | None:
+    def verify(self, rng: random.Random) -> tuple[str, bytes, Callable[[Path], object]]:
         from verifier.verification import verify
 
-        return self._check(redigested(self.fingerprint_path.read_bytes(), rng), ".vfp",
-                           lambda path: verify(fingerprint_file.load(path), self.model))
+        return ".vfp", redigested(self.fingerprint_path.read_bytes(), rng), \
+            lambda path: verify(fingerprint_file.load(path), self.model)
 
-    def exporters(self, rng: random.Random) -> str | None:
+    def exporters(self, rng: random.Random) -> tuple[str, bytes, Callable[[Path], object]]:
         if self._readers is None:
             self._readers = _reader_seeds(self.folder)
-        if not self._readers:
-            return None
         suffix, data, read = self._readers[rng.randrange(len(self._readers))]
-        return self._check(mutate_bytes(data, rng), suffix, read)
+        return suffix, mutate_bytes(data, rng), read
 
     @property
     def model_probe(self):
@@ -184,16 +191,19 @@ def _reader_seeds(folder: Path) -> list[tuple[str, bytes, Callable[[Path], objec
     if importlib.util.find_spec("h5py"):
         import h5py
 
-        from exporters.keras_archive_exporter import _read_archive
-        from exporters.keras_exporter import read_h5_weights
-        from exporters.matlab_exporter import read_matconvnet
+        # The HDF5 readers' inner functions: verifier runs them in a child process (exporters/isolated.py)
+        # that turns a hang or crash into a refusal; here a hang is what the watchdog reports.
+        from exporters.keras_archive_exporter import _read_archive, _read_vars
+        from exporters.keras_exporter import _model_config_text, _read_h5_weights
+        from exporters.matlab_exporter import _read_matconvnet
 
         keras = folder / "seed.h5"
         with h5py.File(keras, "w") as handle:
             handle.attrs["layer_names"] = [b"conv2d"]
             handle.create_group("conv2d").attrs["weight_names"] = [b"conv2d/kernel:0"]
             handle["conv2d/conv2d/kernel:0"] = weight
-        seeds.append((".h5", keras.read_bytes(), read_h5_weights))
+        seeds.append((".h5", keras.read_bytes(), _read_h5_weights))
+        seeds.append((".h5", keras.read_bytes(), _model_config_text))
         matlab = folder / "seed.mat"
         with h5py.File(matlab, "w") as handle:
             layer = handle.create_group("#refs#/a")
@@ -201,12 +211,18 @@ def _reader_seeds(folder: Path) -> list[tuple[str, bytes, Callable[[Path], objec
             layer["leak"] = np.zeros((1, 1))
             refs = handle.create_dataset("net/layers", (1, 1), dtype=h5py.ref_dtype)
             refs[0, 0] = layer.ref
-        seeds.append((".mat", matlab.read_bytes(), read_matconvnet))
+        seeds.append((".mat", matlab.read_bytes(), _read_matconvnet))
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as zipped:
             zipped.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {"layers": []}}))
             zipped.writestr("model.weights.h5", keras.read_bytes())
         seeds.append((".keras", archive.getvalue(), _read_archive))
+        variables = folder / "vars.h5"
+        with h5py.File(variables, "w") as handle:
+            handle["layers/conv2d/vars/0"] = weight
+            handle["layers/conv2d/vars/1"] = np.zeros(4, np.float32)
+        seeds.append((".h5", variables.read_bytes(),
+                      lambda path: _read_vars(path.read_bytes(), ["layers/conv2d/vars"])))
     if importlib.util.find_spec("flax"):
         from flax import serialization
 
@@ -219,18 +235,74 @@ def _reader_seeds(folder: Path) -> list[tuple[str, bytes, Callable[[Path], objec
 TARGETS = ("fingerprint", "onnx", "verify", "exporters")
 
 
-def run(targets: list[str], count: int, seed: int, report: Callable[[str, list[str]], None] | None = None,
-        ) -> dict[str, list[str]]:
-    """Failures per target; `report(target, failures)` is called as each target finishes."""
-    failures: dict[str, list[str]] = {}
+#: Seconds one input may take before the watchdog calls it a hang.
+HANG_S = 60.0
+
+
+@dataclass
+class Findings:
+    """What one target's run found: tracebacks of internal errors, and the inputs that hung."""
+
+    errors: list[str] = field(default_factory=list)
+    hangs: list[str] = field(default_factory=list)
+
+
+def _work(target: str, seed: int, start: int, count: int, folder: str, position, found) -> None:
+    """Worker process: inputs start..count-1 of `target`, announcing each index before trying it."""
+    fuzzer = Fuzzer(Path(folder))
+    for index in range(start, count):
+        position.value = index
+        failure = fuzzer.check(target, random.Random(f"{seed}-{target}-{index}"))
+        if failure:
+            found.put(f"input {index}: {failure}")
+    position.value = count
+
+
+def _run_target(target: str, count: int, seed: int, keep: Path | None) -> Findings:
+    """Inputs in a worker process; one that takes over HANG_S seconds is a hang: kill, keep it, go on."""
+    context = multiprocessing.get_context("spawn")
+    findings = Findings()
+    start = 0
     with tempfile.TemporaryDirectory() as folder:
-        fuzzer = Fuzzer(Path(folder))
-        for target in targets:
-            rng = random.Random(f"{seed}-{target}")
-            failures[target] = [found for _ in range(count) if (found := getattr(fuzzer, target)(rng))]
-            if report:
-                report(target, failures[target])
-    return failures
+        while start < count:
+            position, found = context.Value("q", -1), context.Queue()
+            worker = context.Process(target=_work, args=(target, seed, start, count, folder, position, found))
+            worker.start()
+            last, since = position.value, time.monotonic()
+            while worker.is_alive():
+                worker.join(1.0)
+                if position.value != last:
+                    last, since = position.value, time.monotonic()
+                elif last >= 0 and time.monotonic() - since > HANG_S:
+                    worker.kill()
+                    worker.join()
+            while not found.empty():
+                findings.errors.append(found.get())
+            if position.value >= count:
+                break
+            if worker.exitcode not in (0, None) and position.value < 0:
+                raise RuntimeError(f"the {target} fuzz worker failed to start (exit code {worker.exitcode})")
+            index = position.value
+            inputs = list(Path(folder).glob("input*"))
+            findings.hangs.append(f"input {index}: no answer after {HANG_S:.0f} s or the process died "
+                                  f"(exit code {worker.exitcode})")
+            if keep and inputs:
+                keep.mkdir(parents=True, exist_ok=True)
+                newest = max(inputs, key=lambda path: path.stat().st_mtime)
+                shutil.copy(newest, keep / f"{target}-{seed}-{index}{newest.suffix}")
+            start = index + 1
+    return findings
+
+
+def run(targets: list[str], count: int, seed: int, report: Callable[[str, Findings], None] | None = None,
+        keep: Path | None = None) -> dict[str, Findings]:
+    """Findings per target; `report(target, findings)` is called as each target finishes."""
+    results = {}
+    for target in targets:
+        results[target] = _run_target(target, count, seed, keep)
+        if report:
+            report(target, results[target])
+    return results
 
 
 def main() -> None:
@@ -238,15 +310,18 @@ def main() -> None:
     parser.add_argument("target", nargs="?", default="all", choices=[*TARGETS, "all"])
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", type=Path, help="copy inputs that hung or crashed the process into this folder")
     args = parser.parse_args()
     targets = list(TARGETS) if args.target == "all" else [args.target]
-    def report(target: str, found: list[str]) -> None:
-        print(f"{target}: {args.count} inputs, {len(found)} internal errors", flush=True)
-        for failure in found[:5]:
+
+    def report(target: str, findings: Findings) -> None:
+        print(f"{target}: {args.count} inputs, {len(findings.errors)} internal errors, {len(findings.hangs)} hangs "
+              "or crashes", flush=True)
+        for failure in [*findings.errors[:5], *findings.hangs[:5]]:
             print(failure, flush=True)
 
-    failures = run(targets, args.count, args.seed, report)
-    sys.exit(1 if any(failures.values()) else 0)
+    results = run(targets, args.count, args.seed, report, args.keep)
+    sys.exit(1 if any(found.errors or found.hangs for found in results.values()) else 0)
 
 
 if __name__ == "__main__":
