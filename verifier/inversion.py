@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from onnx import helper, numpy_helper
-from scipy.optimize import minimize
 
 from verifier.degradation import Degradation, degradation_graph
 from verifier.errors import InputError
@@ -137,6 +136,8 @@ def _lbfgsb(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x: np.ndarray
     def flat(z: np.ndarray) -> tuple[float, np.ndarray]:
         loss, grad = fun(z.reshape(shape).astype(np.float32))
         return loss, grad.ravel().astype(np.float64)
+
+    from scipy.optimize import minimize  # imported here: scipy takes most of the CLI's start-up time
 
     result = minimize(flat, x.ravel().astype(np.float64), jac=True, method="L-BFGS-B",
                       bounds=[(0.0, 1.0)] * x.size,

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 from onnx import numpy_helper
-from scipy.optimize import linear_sum_assignment
 
 from verifier.calibration import MeasuredNull, measured_null
 from verifier.evidence import Evidence
@@ -203,6 +202,8 @@ def _centred(descriptors: np.ndarray) -> np.ndarray:
 def _matched(owner: np.ndarray, suspect: np.ndarray) -> float:
     """Fisher z of the mean correlation of Hungarian-matched rows (both already :func:`_centred`)."""
     correlations = owner @ suspect.T
+    from scipy.optimize import linear_sum_assignment  # imported here: see inversion's minimize
+
     rows, cols = linear_sum_assignment(-correlations)
     return float(np.arctanh(np.clip(correlations[rows, cols].mean(), -_MAX_CORRELATION, _MAX_CORRELATION)))
 

@@ -230,3 +230,10 @@ def test_fixed_size_owner_is_fingerprinted_on_its_canvas(tmp_path: Path):
                    "--size", "32", "--threads", "1")
     assert made.exit_code == 0, made.output
     assert _invoke("verify", str(tmp_path / "wide.vfp"), str(wide)).exit_code == 3  # no sketch: behaviour only
+
+
+def test_cli_start_up_does_not_import_scipy_or_onnxruntime():
+    """`verifier --help` and argument errors must be instant: scipy.stats alone took 0.6 s to import."""
+    code = "import sys, verifier.cli; print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'onnxruntime'}))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
