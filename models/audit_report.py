@@ -10,6 +10,7 @@ headless Chromium (`apt-get install chromium`).
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import subprocess
@@ -37,10 +38,13 @@ def _argv(command: str, extra: Sequence[str]) -> list[str]:
 
 
 def run(folder: Path, fingerprint_options: Sequence[str] = ()) -> int:
-    """Run COMMANDS in `folder` (fingerprint_options appended to `verifier fingerprint`); the audit's exit code."""
+    """Run COMMANDS in `folder` (fingerprint_options appended to `verifier fingerprint`); the audit's exit code.
+
+    The repository goes on PYTHONPATH, so this works from a checkout that was not pip-installed."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     for command in COMMANDS[:-1]:
-        subprocess.run(_argv(command, fingerprint_options), cwd=folder, check=True)
-    return subprocess.run(_argv(COMMANDS[-1], ()), cwd=folder).returncode
+        subprocess.run(_argv(command, fingerprint_options), cwd=folder, env=env, check=True)
+    return subprocess.run(_argv(COMMANDS[-1], ()), cwd=folder, env=env).returncode
 
 
 def chromium() -> str | None:

@@ -13,6 +13,14 @@ with contextlib.suppress(ImportError):
     import paddle  # noqa: F401
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Audits cache exports under $XDG_CACHE_HOME/verifier: keep the suite out of the user's real cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def trained_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny denoisers trained once per session (see :mod:`trained`)."""

@@ -5,6 +5,7 @@ PyTorch cases skip without torch.  Every failure must leave no file at the outpu
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from exporters import ExportError, ExportRequest, export
-from exporters.base import META_FRAMEWORK, META_SOURCE_SHA256
+from exporters.base import META_FRAMEWORK, META_SOURCE_SHA256, require
 from tests.verifier.builders import conv_model, save
 from verifier import load_model
 from verifier.cli import main
@@ -106,11 +107,16 @@ def test_onnx_passthrough_records_provenance(tmp_path: Path):
     assert load_model(tmp_path / "copy.onnx").io.channels == 3
 
 
+def _needs(module: str) -> pytest.MarkDecorator:
+    """Without the framework the refusal is "needs the ... extra", tested in test_missing_extra_is_named."""
+    return pytest.mark.skipif(importlib.util.find_spec(module) is None, reason=f"{module} is not installed")
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [("model.xyz", b"junk", "unknown model format '.xyz'"),
-     ("model.h5", b"junk", "cannot read"),
-     ("model.tflite", b"junk", "cannot convert"),
+     pytest.param("model.h5", b"junk", "cannot read", marks=_needs("h5py")),
+     pytest.param("model.tflite", b"junk", "cannot convert", marks=_needs("tensorflow")),
      ("model.pdparams", b"junk", "cannot read"),
      ("model.onnx", b"junk", "not a valid ONNX")],
 )
@@ -130,3 +136,9 @@ def test_cli_json(torch_files, tmp_path: Path):
                                        "--arch-kwargs", json.dumps(KWARGS), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["max_rel_error"] < 1e-4
+
+
+def test_missing_extra_is_named():
+    with pytest.raises(ExportError, match=r"no_such_framework is not installed; install it with: "
+                                          r"pip install 'verifier\[tensorflow\]'"):
+        require("no_such_framework", "tensorflow")

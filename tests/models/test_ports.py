@@ -76,6 +76,8 @@ def exported(weights: DnCNNWeights, tmp_path_factory: pytest.TempPathFactory) ->
 def test_ports_are_different_files_and_graphs(exported: Exports):
     """The agreement below is not trivial: every export is its own graph (torch's NCHW, Flax's NHWC)."""
     paths = {name: exported(name) for name in FRAMEWORKS if _missing(name) is None}
+    if len(paths) < 2:
+        pytest.skip(f"needs two installed frameworks, has {sorted(paths)}")
     assert len({path.read_bytes() for path in paths.values()}) == len(paths) >= 2
     layouts = {framework: load_model(path).io.layout for framework, path in paths.items()}
     assert layouts.get("torch", "NCHW") == "NCHW" and layouts.get("flax", "NHWC") == "NHWC", layouts
