@@ -6,6 +6,13 @@
 :class:`_ArraysOnly` resolves only the few numpy reconstructors and containers these files
 use; any other global (a pickled Layer, `os.system`, ...) stops the load before it is called.
 Needs numpy only, not paddle.
+
+Even numpy's own reconstructors are not safe on hostile bytes: a dtype's pickled state carries its
+internal flags, and a float dtype flagged as holding Python objects makes numpy treat the array's
+bytes as object pointers (fuzzing found it: numpy's "get_clear_loop not set" errors; a copy of such
+an array dereferences attacker-chosen addresses).  So the reconstructors resolve to stand-ins
+(:class:`_Dtype`, :class:`_Array`) that keep only a plain numeric type, a byte order, a shape and
+the raw bytes, and build the array with ``np.frombuffer`` once every size has been checked.
 """
 
 from __future__ import annotations
@@ -25,13 +32,72 @@ class CodeInPickle(pickle.UnpicklingError):
     """The pickle names a global outside the allowed set: loading it would run arbitrary code."""
 
 
-#: (module, name) -> the object it resolves to.  numpy 2 pickles `numpy._core`, numpy 1 `numpy.core`;
-#: the reconstructors are taken from numpy's own reductions so either version's name resolves.
+#: Array kinds a weight file may hold: bool, signed and unsigned integers, floats.
+_NUMERIC_KINDS = "biuf"
+
+
+class _Dtype:
+    """`numpy.dtype(spec, align, copy)` from a pickle: only the type code and byte order are kept."""
+
+    def __init__(self, spec: object, align: object = False, copy: object = True) -> None:
+        if not isinstance(spec, str) or len(spec) > 8:
+            raise pickle.UnpicklingError(f"unsupported dtype {spec!r}")
+        try:
+            dtype = np.dtype(spec)
+        except TypeError as exc:
+            raise pickle.UnpicklingError(f"unsupported dtype {spec!r}") from exc
+        if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+            raise pickle.UnpicklingError(f"dtype {spec!r} is not a numeric type")
+        self.dtype = dtype
+
+    def __setstate__(self, state: object) -> None:
+        """numpy's state tuple starts (version, byte order, ...); everything after the byte order is dropped."""
+        order = state[1] if isinstance(state, tuple) and len(state) > 1 else "|"
+        if order not in ("<", ">", "|", "="):
+            raise pickle.UnpicklingError(f"dtype byte order {order!r}")
+        if order in ("<", ">") and self.dtype.itemsize > 1:
+            self.dtype = self.dtype.newbyteorder(order)
+
+
+class _Array:
+    """`numpy.core.multiarray._reconstruct(ndarray, (0,), b'b')` then its `__setstate__`, checked."""
+
+    def __init__(self, cls: object, shape: object = (0,), typecode: object = b"b") -> None:
+        if cls is not _NDARRAY:
+            raise pickle.UnpicklingError("only numpy.ndarray may be reconstructed")
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state: object) -> None:
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise pickle.UnpicklingError("malformed array state")
+        _, shape, dtype, fortran, raw = state
+        if not isinstance(dtype, _Dtype) or not isinstance(raw, bytes | bytearray) or not isinstance(shape, tuple) \
+                or not all(isinstance(side, int) and not isinstance(side, bool) and side >= 0 for side in shape):
+            raise pickle.UnpicklingError("malformed array state")
+        count = int(np.prod(shape, dtype=object))
+        if count * dtype.dtype.itemsize != len(raw):
+            raise pickle.UnpicklingError(f"array of shape {shape} and dtype {dtype.dtype} needs "
+                                         f"{count * dtype.dtype.itemsize} bytes, the file has {len(raw)}")
+        flat = np.frombuffer(bytes(raw), dtype=dtype.dtype)
+        self.array = flat.reshape(shape, order="F" if fortran else "C").copy()
+
+
+def _scalar(dtype: object, raw: object = b"") -> np.generic:
+    """`numpy.core.multiarray.scalar(dtype, bytes)`: one number of a plain numeric type."""
+    if not isinstance(dtype, _Dtype) or not isinstance(raw, bytes) or len(raw) != dtype.dtype.itemsize:
+        raise pickle.UnpicklingError("malformed numpy scalar")
+    return np.frombuffer(raw, dtype=dtype.dtype)[0]
+
+
+#: Stands for the class `numpy.ndarray` that `_reconstruct` receives.
+_NDARRAY = object()
+
+#: (module, name) -> what it resolves to.  numpy 2 pickles `numpy._core`, numpy 1 `numpy.core`.
 _ALLOWED = {
-    **{(f"numpy.{core}.multiarray", "_reconstruct"): np.empty(0).__reduce__()[0] for core in ("core", "_core")},
-    **{(f"numpy.{core}.multiarray", "scalar"): np.float32(0).__reduce__()[0] for core in ("core", "_core")},
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    **{(f"numpy.{core}.multiarray", "_reconstruct"): _Array for core in ("core", "_core")},
+    **{(f"numpy.{core}.multiarray", "scalar"): _scalar for core in ("core", "_core")},
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _Dtype,
     ("builtins", "tuple"): tuple,
     ("collections", "OrderedDict"): collections.OrderedDict,
 }
@@ -43,6 +109,21 @@ class _ArraysOnly(pickle.Unpickler):
             return _ALLOWED[(module, name)]
         except KeyError:
             raise CodeInPickle(f"{module}.{name}") from None
+
+
+def _arrays(value):
+    """The stand-ins replaced by what they stand for, through dicts, lists and tuples."""
+    if isinstance(value, _Array):
+        if value.array is None:
+            raise pickle.UnpicklingError("an array without its data")
+        return value.array
+    if isinstance(value, _Dtype):
+        return value.dtype
+    if isinstance(value, dict):
+        return type(value)((key, _arrays(item)) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return type(value)(_arrays(item) for item in value)
+    return value
 
 
 def _tensors(value):
@@ -64,5 +145,6 @@ def load_arrays(path: Path, trusted: bool = False):
     it as it is, running whatever it calls.  Raises pickle.UnpicklingError (or whatever error
     its bytes provoke) when the file is no pickle.
     """
-    unpickler = pickle.Unpickler if trusted else _ArraysOnly
-    return _tensors(unpickler(io.BytesIO(path.read_bytes())).load())
+    if trusted:
+        return _tensors(pickle.Unpickler(io.BytesIO(path.read_bytes())).load())
+    return _tensors(_arrays(_ArraysOnly(io.BytesIO(path.read_bytes())).load()))

@@ -37,6 +37,27 @@ class _Shell:
         return os.system, (self.command,)
 
 
+class _ForgedArray:
+    """Pickles like `array`, but with its dtype's state (flags included) and raw bytes replaced."""
+
+    def __init__(self, array: np.ndarray, dtype_state: tuple | None = None, raw: bytes | None = None,
+                 spec: str | None = None):
+        self.array, self.dtype_state, self.raw, self.spec = array, dtype_state, raw, spec
+
+    def __reduce__(self):
+        rebuild, args, (version, shape, dtype, fortran, raw) = self.array.__reduce__()
+        forged = _ForgedDtype(self.spec or dtype.str, self.dtype_state or dtype.__reduce__()[2])
+        return rebuild, args, (version, shape, forged, fortran, raw if self.raw is None else self.raw)
+
+
+class _ForgedDtype:
+    def __init__(self, spec: str, state: tuple):
+        self.spec, self.state = spec, state
+
+    def __reduce__(self):
+        return np.dtype, (self.spec, False, True), self.state
+
+
 def _write(path: Path, content) -> Path:
     path.write_bytes(pickle.dumps(content, protocol=4))
     return path
@@ -76,3 +97,38 @@ def test_trusted_pickles_are_unpickled_as_they_are(tmp_path: Path):
     marker = tmp_path / "ran"
     load_arrays(_write(tmp_path / "evil.pdparams", _Shell(f"touch {marker}")), trusted=True)
     assert marker.exists()
+
+
+def test_arrays_keep_shape_order_and_byte_order(tmp_path: Path):
+    array = np.arange(6, dtype=np.float32).reshape(2, 3)
+    content = {"c": array, "f": np.asfortranarray(array), "big": array.astype(">f8"), "scalar": np.float32(2.5)}
+    loaded = load_arrays(_write(tmp_path / "net.pdparams", content))
+    for name in ("c", "f", "big"):
+        np.testing.assert_array_equal(loaded[name], array)
+    assert loaded["big"].dtype == np.dtype(">f8") and loaded["scalar"] == np.float32(2.5)
+
+
+def test_a_dtype_flagged_as_holding_objects_gives_a_plain_array(tmp_path: Path):
+    """numpy's pickled dtype state carries internal flags: 1 (holds object pointers) made numpy treat the
+    floats as pointers (its "get_clear_loop not set" errors); the flags are never taken from the file."""
+    array = np.full(4, 1.5e-300)
+    for flags in (1, 63):
+        forged = _ForgedArray(array, dtype_state=(3, "<", None, None, None, -1, -1, flags))
+        loaded = load_arrays(_write(tmp_path / "net.pdparams", {"w": forged}))["w"]
+        assert not loaded.dtype.hasobject and loaded.dtype.flags == 0
+        np.testing.assert_array_equal(loaded.copy(), array)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (np.array([1, "a"], dtype=object), "unsupported dtype|not a numeric type"),
+    (np.zeros(2, dtype=[("a", "f4"), ("b", "i4")]), "unsupported dtype|not a numeric type"),
+    (np.array(["text"]), "not a numeric type"),
+    (_ForgedArray(np.zeros((100, 100), np.float32), raw=b"\0" * 16), "needs 40000 bytes, the file has 16"),
+    (_ForgedArray(np.zeros(4, np.float32), dtype_state=(3, "?", None, None, None, -1, -1, 0)), "byte order"),
+], ids=["object", "structured", "string", "short data", "byte order"])
+def test_arrays_that_are_not_plain_numbers_are_refused(tmp_path: Path, content, message: str):
+    path = _write(tmp_path / "net.pdparams", {"w": content})
+    with pytest.raises(pickle.UnpicklingError, match=message):
+        load_arrays(path)
+    with pytest.raises(ExportError, match=r"cannot read .* as a Paddle state_dict"):
+        export(ExportRequest(source=path, output=tmp_path / "model.onnx"))
