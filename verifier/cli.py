@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from exporters import EXPORTERS
 from verifier import __version__
 from verifier.audit import FAIL_ON
 from verifier.calibration import DEFAULT_FPR
@@ -52,6 +53,20 @@ class _Group(click.Group):
             sys.exit(2)
 
 
+#: One runnable example per command, shown under its --help ("\b" keeps click from rewrapping it).
+_EXAMPLES = {
+    "inspect": "\b\nExample:\n  verifier inspect models/zoo/default.onnx",
+    "export": "\b\nExamples:\n  verifier export ../shared/third_party/cszn_KAIR/dncnn_25.pth -o dncnn.onnx\n"
+              "  verifier export weights.pth --arch models.torch_archs:DnCNN \\\n"
+              "      --arch-kwargs '{\"channels\": 1, \"depth\": 17}' -o model.onnx",
+    "fingerprint": "\b\nExample:\n  verifier fingerprint models/zoo/default.onnx -o default.vfp",
+    "keygen": "\b\nExample:\n  verifier keygen -o owner.key    # writes owner.key and owner.key.pub",
+    "verify": "\b\nExample:\n  verifier verify default.vfp suspect.onnx",
+    "compare": "\b\nExample:\n  verifier compare a.vfp b.vfp",
+    "audit": "\b\nExample:\n  verifier audit --owner default.vfp vendor_models/ -o audit.json --html audit.html",
+}
+
+
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="verifier")
 def main() -> None:
@@ -78,7 +93,7 @@ def with_model_options(func):
     return func
 
 
-@main.command()
+@main.command(short_help="Show a model's image I/O, ops and whether gradients work.", epilog=_EXAMPLES["inspect"])
 @click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @with_model_options
@@ -108,11 +123,12 @@ def _input_shape(_ctx, _param, value: str | None) -> tuple[int, int, int] | None
     return channels, height, width
 
 
-@main.command()
+@main.command(short_help="Export any supported framework file to ONNX.", epilog=_EXAMPLES["export"])
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="ONNX file to write (written only if everything succeeds).")
-@click.option("--framework", default=None, help="Exporter to use when the file name does not tell (torch, onnx).")
+@click.option("--framework", type=click.Choice(list(EXPORTERS)), default=None,
+              help="Exporter to use when the file name does not tell.")
 @click.option("--arch", default=None, metavar="MODULE:FACTORY", help="Architecture for weights-only files.")
 @click.option("--arch-kwargs", default=None, metavar="JSON", help="Keyword arguments for the factory, as JSON.")
 @click.option("--input-shape", callback=_input_shape, default=None, metavar="C,H,W",
@@ -147,7 +163,7 @@ def _progress(message: str) -> None:
     click.echo(f"verifier: {message}", err=True)
 
 
-@main.command()
+@main.command(short_help="Fingerprint an owner's model (owner side).", epilog=_EXAMPLES["fingerprint"])
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=str))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Fingerprint file to write (written only if everything succeeds).")
@@ -159,7 +175,9 @@ def _progress(message: str) -> None:
 @click.option("--method", type=click.Choice(METHODS), default="response", show_default=True,
               help="response: suspect's residuals on the owner's probes (black-box); paper: histograms of "
                    "the suspect's own critical images.")
-@click.option("--recipe", type=click.Choice(sorted(RECIPES)), default="fast", show_default=True)
+@click.option("--recipe", type=click.Choice(sorted(RECIPES)), default="fast", show_default=True,
+              help="Model inversion: fast (L-BFGS-B, 30 gradient evaluations per critical image) or reference "
+                   "(Adam, 5000, as in Quan et al.; minutes per image).")
 @click.option("--seeds", type=click.IntRange(1), default=DEFAULT_SEEDS, show_default=True,
               help="Number of critical images.")
 @click.option("--size", type=click.IntRange(8), default=None, help="Critical-image size (default: the recipe's).")
@@ -206,7 +224,7 @@ def _check_signature(fp, path, require_signature: bool, trusted_keys) -> None:
         signing.require(fp.signer, list(trusted_keys), path)
 
 
-@main.command()
+@main.command(short_help="Make a key pair for signing fingerprints.", epilog=_EXAMPLES["keygen"])
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Private key file to write; the public key goes to OUTPUT.pub.")
 def keygen(output: Path) -> None:
@@ -227,7 +245,7 @@ def _digest(path: str) -> str:
     return sha256_file(Path(path))
 
 
-@main.command()
+@main.command(short_help="Decide whether one suspect derives from the owner's model.", epilog=_EXAMPLES["verify"])
 @click.argument("fingerprint_path", metavar="FP", type=click.Path(dir_okay=False, path_type=str))
 @click.argument("suspect_path", metavar="SUSPECT", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
@@ -283,7 +301,7 @@ def _print_verdict(result) -> None:
 
 
 
-@main.command()
+@main.command(short_help="Compare two fingerprints' critical images (no models).", epilog=_EXAMPLES["compare"])
 @click.argument("first", metavar="FP_A", type=click.Path(dir_okay=False, path_type=str))
 @click.argument("second", metavar="FP_B", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -309,7 +327,7 @@ def compare(first: str, second: str, as_json: bool) -> None:
         sys.exit(VERDICT_EXIT[result.verdict.verdict])
 
 
-@main.command()
+@main.command(short_help="Audit folders of suspects against owner fingerprints.", epilog=_EXAMPLES["audit"])
 @click.argument("suspects", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--owner", "owners", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Owner fingerprint file (from `verifier fingerprint`); repeatable.")

@@ -42,7 +42,7 @@ def _missing(framework: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def weights(trained_models: dict[str, Path]) -> DnCNNWeights:
-    import torch
+    torch = pytest.importorskip("torch")
 
     return DnCNNWeights.from_state_dict(torch.load(trained_models["owner_state_dict"], weights_only=True))
 

@@ -237,3 +237,12 @@ def test_cli_start_up_does_not_import_scipy_or_onnxruntime():
     code = "import sys, verifier.cli; print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'onnxruntime'}))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_help_lists_whole_command_summaries_and_every_exporter():
+    from exporters import EXPORTERS
+
+    listing = CliRunner().invoke(main, ["--help"]).output.split("Commands:")[1]
+    assert "..." not in listing and "Audit folders of suspects against owner fingerprints." in listing
+    export_help = " ".join(CliRunner().invoke(main, ["export", "--help"]).output.split())
+    assert all(name in export_help for name in EXPORTERS) and "Example" in export_help
