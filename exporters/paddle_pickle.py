@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import pickletools
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +146,20 @@ def load_arrays(path: Path, trusted: bool = False):
     it as it is, running whatever it calls.  Raises pickle.UnpicklingError (or whatever error
     its bytes provoke) when the file is no pickle.
     """
+    data = path.read_bytes()
     if trusted:
-        return _tensors(pickle.Unpickler(io.BytesIO(path.read_bytes())).load())
-    return _tensors(_arrays(_ArraysOnly(io.BytesIO(path.read_bytes())).load()))
+        return _tensors(pickle.Unpickler(io.BytesIO(data)).load())
+    _check_opcodes(data)
+    return _tensors(_arrays(_ArraysOnly(io.BytesIO(data)).load()))
+
+
+def _check_opcodes(data: bytes) -> None:
+    """Walk the opcodes in pure Python first: every declared length must fit in the file.
+
+    CPython's C unpickler trusts a BYTEARRAY8's 8-byte length: it allocates it before reading, and on
+    the short read frees the bytearray with a buffer still exported (it prints a SystemError)."""
+    try:
+        for _ in pickletools.genops(io.BytesIO(data)):
+            pass
+    except ValueError as exc:
+        raise pickle.UnpicklingError(f"malformed pickle: {exc}") from exc

@@ -132,3 +132,13 @@ def test_arrays_that_are_not_plain_numbers_are_refused(tmp_path: Path, content, 
         load_arrays(path)
     with pytest.raises(ExportError, match=r"cannot read .* as a Paddle state_dict"):
         export(ExportRequest(source=path, output=tmp_path / "model.onnx"))
+
+
+def test_a_declared_length_past_the_end_is_refused_before_unpickling(tmp_path: Path, capfd: pytest.CaptureFixture):
+    """CPython's unpickler allocates a BYTEARRAY8's declared length, then on the short read prints a
+    SystemError (a bytearray freed with a buffer exported): the opcodes are walked in Python first."""
+    path = tmp_path / "net.pdparams"
+    path.write_bytes(b"\x80\x05\x96" + (2**60).to_bytes(8, "little") + b"abc.")
+    with pytest.raises(pickle.UnpicklingError, match="expected 1152921504606846976 bytes"):
+        load_arrays(path)
+    assert "SystemError" not in capfd.readouterr().err
