@@ -16,7 +16,6 @@ from pathlib import Path
 
 import click
 
-from exporters import EXPORTERS
 from verifier import __version__
 from verifier.audit import FAIL_ON
 from verifier.calibration import DEFAULT_FPR
@@ -113,6 +112,24 @@ def inspect(model_path: str, as_json: bool, layout, value_range, threads) -> Non
         raise GradientUnavailableError(f"input gradients unavailable: {report.gradient_blockers[0]}")
 
 
+class _ExporterName(click.Choice):
+    """The exporters' names, looked up only when parsing or --help needs them: starting the CLI must not
+    import `exporters` (and through it the frameworks' converters)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property
+    def choices(self) -> list[str]:  # type: ignore[override]
+        from exporters import EXPORTERS
+
+        return list(EXPORTERS)
+
+    @choices.setter
+    def choices(self, _value: object) -> None:
+        """click.Choice assigns its choices in __init__; the property above supersedes them."""
+
+
 def _input_shape(_ctx, _param, value: str | None) -> tuple[int, int, int] | None:
     if value is None:
         return None
@@ -127,7 +144,7 @@ def _input_shape(_ctx, _param, value: str | None) -> tuple[int, int, int] | None
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="ONNX file to write (written only if everything succeeds).")
-@click.option("--framework", type=click.Choice(list(EXPORTERS)), default=None,
+@click.option("--framework", type=_ExporterName(), default=None,
               help="Exporter to use when the file name does not tell.")
 @click.option("--arch", default=None, metavar="MODULE:FACTORY", help="Architecture for weights-only files.")
 @click.option("--arch-kwargs", default=None, metavar="JSON", help="Keyword arguments for the factory, as JSON.")
