@@ -13,6 +13,14 @@ with contextlib.suppress(ImportError):
     import paddle  # noqa: F401
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the end-to-end audit of the third-party vendor folder are slow and need that folder."""
+    for item in items:
+        if "audited" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.third_party)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory):
     """Audits cache exports under $XDG_CACHE_HOME/verifier: keep the suite out of the user's real cache."""

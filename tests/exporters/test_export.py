@@ -21,6 +21,8 @@ from verifier import load_model
 from verifier.cli import main
 from verifier.onnx_file import sha256_file
 
+pytestmark = [pytest.mark.frameworks]
+
 ARCH = "models.torch_archs:ESPCN"
 KWARGS = {"scale": 2, "channels": 3, "width": 16}
 

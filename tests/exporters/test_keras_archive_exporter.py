@@ -14,6 +14,8 @@ import pytest
 from exporters import ExportError, ExportRequest, export
 from verifier import load_model
 
+pytestmark = [pytest.mark.frameworks]
+
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
 keras = pytest.importorskip("keras")

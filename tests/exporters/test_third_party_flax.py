@@ -16,6 +16,8 @@ from third_party import export_checked, noisy, psnr, scene
 
 from exporters import ExportError, ExportRequest, export
 
+pytestmark = [pytest.mark.slow, pytest.mark.third_party, pytest.mark.frameworks]
+
 pytest.importorskip("flax")
 pytest.importorskip("torch")
 SIZE = 64

@@ -14,6 +14,8 @@ from third_party import downscaled, export_checked, photo, psnr, scene, third_pa
 
 from exporters import ExportError, ExportRequest, export
 
+pytestmark = [pytest.mark.slow, pytest.mark.third_party, pytest.mark.frameworks]
+
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
 SIZE = 48

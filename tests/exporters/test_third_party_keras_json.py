@@ -17,6 +17,8 @@ from third_party import downscaled, export_checked, jpeg, noisy, photo, psnr, sc
 
 from exporters import ExportError, ExportRequest, export
 
+pytestmark = [pytest.mark.slow, pytest.mark.third_party, pytest.mark.frameworks]
+
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
 h5py = pytest.importorskip("h5py")

@@ -15,6 +15,8 @@ from third_party import export_checked, noisy, psnr, scene, third_party
 
 from exporters import ExportError, ExportRequest, export
 
+pytestmark = [pytest.mark.slow, pytest.mark.third_party, pytest.mark.frameworks]
+
 pytest.importorskip("torch")
 pytest.importorskip("h5py")
 SIZE = 64

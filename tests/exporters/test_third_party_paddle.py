@@ -20,6 +20,8 @@ from third_party import downscaled, export_checked, noisy, psnr, scene
 from exporters import ExportError, ExportRequest, export
 from verifier import load_model
 
+pytestmark = [pytest.mark.slow, pytest.mark.third_party, pytest.mark.frameworks]
+
 paddle = pytest.importorskip("paddle")
 pytest.importorskip("paddle2onnx")
 

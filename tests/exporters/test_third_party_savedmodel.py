@@ -17,6 +17,8 @@ from third_party import export_checked, jpeg, photo, psnr, third_party
 
 from exporters import ExportError, ExportRequest, detect, export
 
+pytestmark = [pytest.mark.slow, pytest.mark.third_party, pytest.mark.frameworks]
+
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
 FOLDER = "vinayak19th_ARCNN-keras"

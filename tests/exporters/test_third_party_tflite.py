@@ -15,6 +15,8 @@ from third_party import third_party
 from exporters import ExportError, ExportRequest, export
 from verifier import load_model
 
+pytestmark = [pytest.mark.slow, pytest.mark.third_party, pytest.mark.frameworks]
+
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
 

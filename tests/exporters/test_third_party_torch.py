@@ -19,6 +19,8 @@ from third_party import downscaled, export_checked, noisy, psnr, scene, third_pa
 from exporters import ExportError, ExportRequest, export
 from exporters.torch_exporter import build_module, load_weights
 
+pytestmark = [pytest.mark.slow, pytest.mark.third_party, pytest.mark.frameworks]
+
 torch = pytest.importorskip("torch")
 SIZE = 48
 

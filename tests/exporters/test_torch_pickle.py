@@ -16,6 +16,8 @@ from exporters.torch_pickle import inert_state_dict
 torch = pytest.importorskip("torch")
 from exporters.architectures.torch_nets import ESPCN  # noqa: E402  (needs torch)
 
+pytestmark = [pytest.mark.frameworks]
+
 
 class Payload:
     """Unpickled the normal way, creates the directory `marker`: stands for any code a pickle can run."""

@@ -16,6 +16,8 @@ from models.torch_archs import DnCNN  # noqa: E402
 from models.training import Task, export_onnx  # noqa: E402
 from verifier import load_model  # noqa: E402
 
+pytestmark = [pytest.mark.frameworks]
+
 TASK = Task("noise", 3, sigma=25 / 255)
 # attack: (function, largest allowed output difference to the source)
 GRAPH_ATTACKS = {

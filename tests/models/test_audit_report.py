@@ -9,6 +9,8 @@ import pytest
 
 from models import audit_report
 
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
 
 def test_readme_audit_commands_on_the_zoo(tmp_path: Path):
     """As in the README, but with 1 critical image of 32x32 so that the test takes seconds, not minutes."""

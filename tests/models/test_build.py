@@ -8,6 +8,8 @@ pytest.importorskip("torch")
 
 from models.build import SOURCES, sources_table
 
+pytestmark = [pytest.mark.frameworks]
+
 
 def test_sources_table_rows():
     entries = {f"{SOURCES[0].id}/source": {"psnr": 30.0, "baseline_psnr": 20.5}}

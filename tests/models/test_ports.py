@@ -24,6 +24,8 @@ from verifier import load_model
 from verifier.fingerprint import Fingerprint
 from verifier.verification import verify
 
+pytestmark = [pytest.mark.slow, pytest.mark.frameworks]
+
 #: The modules each port needs to be written and converted.
 _NEEDS = {"torch": ("torch",), "tensorflow": ("keras", "tf2onnx"), "flax": ("flax", "jax2onnx"), "paddle": ("paddle",)}
 FRAMEWORKS = [port.framework for port in PORTS]

@@ -12,6 +12,8 @@ pytest.importorskip("skimage")
 
 from models.training import IMAGE_SETS, images
 
+pytestmark = [pytest.mark.frameworks]
+
 
 def _digests(set_name: str) -> set[str]:
     return {hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest() for image in images(set_name, 3)}

@@ -11,6 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import fuzz
 
+pytestmark = [pytest.mark.slow]
+
 
 @pytest.mark.parametrize("target", fuzz.TARGETS)
 def test_no_internal_errors(target: str):

@@ -33,6 +33,8 @@ import onnx  # noqa: E402
 from verifier import load_model  # noqa: E402
 from verifier.normalise import default_opset  # noqa: E402
 
+pytestmark = [pytest.mark.slow, pytest.mark.frameworks]
+
 
 class _Net(nnx.Module):
     """Same-size restorer: SAME convs down by 2, transposed conv up by 2, bilinear down by 2,

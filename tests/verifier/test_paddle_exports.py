@@ -23,6 +23,8 @@ pytest.importorskip("paddle2onnx")
 
 from verifier import load_model
 
+pytestmark = [pytest.mark.frameworks]
+
 _EXPORT = textwrap.dedent('''
     import sys
     import numpy as np

@@ -19,6 +19,8 @@ from audit_samples import SAMPLES
 
 from exporters import recognised
 
+pytestmark = [pytest.mark.slow]
+
 yaml = pytest.importorskip("yaml")
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "pipeline"

@@ -91,6 +91,7 @@ def test_evidence_and_score_against_threshold(audited, shown: dict):
             assert section["score_x"] < section["threshold_x"]
 
 
+@pytest.mark.browser
 def test_screenshot(audited, tmp_path: Path):
     if CHROMIUM is None:
         pytest.skip("no chromium binary")

@@ -37,6 +37,8 @@ import onnx  # noqa: E402
 
 from verifier import Model, load_model  # noqa: E402
 
+pytestmark = [pytest.mark.frameworks]
+
 TO_NCHW = (0, 3, 1, 2)
 
 
@@ -120,6 +122,7 @@ def _check_against_keras(model: Model, net: keras.Model, x: np.ndarray) -> None:
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_keras_model_matches_gradient_tape(tmp_path: Path, name: str):
     builder, channels, scale, sizes = MODELS[name]
+    keras.backend.clear_session()  # Keras' global layer counters and graph: this test must not see earlier ones
     keras.utils.set_random_seed(0)
     net = builder()
     _convert(net, channels, tmp_path / f"{name}.onnx")

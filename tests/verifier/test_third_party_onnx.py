@@ -12,6 +12,8 @@ import pytest
 
 from verifier import load_model
 
+pytestmark = [pytest.mark.slow, pytest.mark.third_party]
+
 THIRD_PARTY = Path(__file__).resolve().parents[3] / "shared" / "third_party"
 FILES = {
     "2hg7274_onnx_example/super_resolution.onnx": (1, 3),

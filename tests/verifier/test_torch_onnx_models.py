@@ -39,6 +39,8 @@ pytest.importorskip("onnxscript")  # the dynamo exporter
 from models import torch_archs  # noqa: E402
 from verifier import Model, load_model  # noqa: E402
 
+pytestmark = [pytest.mark.slow, pytest.mark.frameworks]
+
 # name: (factory, channels, export size, scale, second size for the dynamic legacy export (H, W))
 ARCHS: dict[str, tuple[Callable[[], torch.nn.Module], int, int, int, tuple[int, int]]] = {
     "dncnn": (lambda: torch_archs.DnCNN(channels=1, depth=5, width=16), 1, 16, 1, (12, 20)),
