@@ -35,6 +35,9 @@ META_EXPORTER = "verifier.exporter"
 META_EXPORTER_VERSION = "verifier.exporter_version"
 META_SOURCE_SHA256 = "verifier.source_sha256"
 META_ARCHITECTURE = "verifier.architecture"
+#: What h5py raises on a malformed HDF5 file (seen by fuzzing: RuntimeError for a bad symbol table
+#: node, KeyError for an object of unknown type, TypeError/IndexError for odd shapes and references).
+HDF5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError)
 #: Relative error above which an export is rejected by the equivalence check.
 CHECK_TOLERANCE = 1e-4
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from exporters import isolated
-from exporters.base import ExportError, ExportRequest, ExportResult, quiet_framework, require
+from exporters.base import HDF5_ERRORS, ExportError, ExportRequest, ExportResult, quiet_framework, require
 from exporters.keras_config import KerasGraph, build_model, fill_weights, parse_config, short_weight_name
 from exporters.keras_exporter import convert_keras
 from verifier.errors import first_line
@@ -60,7 +60,7 @@ def _read_vars(data: bytes, groups: list[str]) -> dict[str, list[np.ndarray]]:
             found = {name: handle.get(name) for name in groups}
             return {name: [np.asarray(group[str(i)]) for i in range(len(group))]
                     for name, group in found.items() if group is not None}
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except HDF5_ERRORS as exc:
         raise ExportError(f"cannot read the weights of the .keras archive: {first_line(exc)}") from exc
 
 

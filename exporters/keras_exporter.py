@@ -21,6 +21,7 @@ import numpy as np
 
 from exporters import isolated
 from exporters.base import (
+    HDF5_ERRORS,
     ExportError,
     ExportRequest,
     ExportResult,
@@ -64,7 +65,7 @@ def _read_h5_weights(path: Path) -> list[KerasLayerWeights]:
                 if names:
                     layers.append(KerasLayerWeights(name, tuple(np.asarray(root[name][n]) for n in names),
                                                     tuple(short_weight_name(n) for n in names)))
-    except (OSError, KeyError, ValueError) as exc:
+    except HDF5_ERRORS as exc:
         raise ExportError(f"cannot read {path} as Keras HDF5 weights: {first_line(exc)}") from exc
     if not layers:
         raise ExportError(f"{path} holds no Keras layer weights")
@@ -112,7 +113,7 @@ def _model_config_text(path: Path) -> str | bytes | None:
     try:
         with h5py.File(path, "r") as handle:
             return handle.attrs.get("model_config")
-    except OSError as exc:
+    except HDF5_ERRORS as exc:
         raise ExportError(f"cannot read {path} as Keras HDF5 weights: {first_line(exc)}") from exc
 
 

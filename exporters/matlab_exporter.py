@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from exporters import isolated
-from exporters.base import ExportError, ExportRequest, ExportResult, require
+from exporters.base import HDF5_ERRORS, ExportError, ExportRequest, ExportResult, require
 from verifier.errors import first_line
 
 _CHECK_SIZE = 32
@@ -69,7 +69,7 @@ def _read_matconvnet(path: Path) -> list[MatConvLayer]:
                 if weight.shape[2:] != (3, 3) or set(pad) != {1.0} or set(stride) != {1.0}:
                     raise ExportError(f"{path}: conv layer {index + 1} is not 3x3 with stride 1 and pad 1")
                 layers.append(MatConvLayer("conv", weight, bias))
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except HDF5_ERRORS as exc:
         raise ExportError(f"cannot read {path} as a MATLAB v7.3 MatConvNet network: {first_line(exc)}") from exc
     return layers
 

@@ -317,7 +317,12 @@ def main() -> None:
     def report(target: str, findings: Findings) -> None:
         print(f"{target}: {args.count} inputs, {len(findings.errors)} internal errors, {len(findings.hangs)} hangs "
               "or crashes", flush=True)
-        for failure in [*findings.errors[:5], *findings.hangs[:5]]:
+        kinds: dict[str, list[str]] = {}
+        for failure in findings.errors:
+            kinds.setdefault(failure.strip().splitlines()[-1], []).append(failure)
+        for last_line, failures in sorted(kinds.items(), key=lambda kind: -len(kind[1])):
+            print(f"{len(failures)} x {last_line}; first:\n{failures[0]}", flush=True)
+        for failure in findings.hangs:
             print(failure, flush=True)
 
     results = run(targets, args.count, args.seed, report, args.keep)
