@@ -18,6 +18,7 @@ from exporters.paddle_exporter import PaddleExporter
 from exporters.savedmodel_exporter import SavedModelExporter
 from exporters.tflite_exporter import TFLiteExporter
 from exporters.torch_exporter import TorchExporter
+from verifier.native import stderr_silenced
 
 EXPORTERS: dict[str, Exporter] = {
     exporter.name: exporter for exporter in (OnnxExporter(), TorchExporter(), KerasExporter(), TFLiteExporter(),
@@ -50,7 +51,7 @@ def export(request: ExportRequest, framework: str | None = None) -> ExportResult
     if framework is not None and framework not in EXPORTERS:
         raise ExportError(f"unknown framework {framework!r}; known: {', '.join(sorted(EXPORTERS))}")
     exporter = EXPORTERS[framework] if framework else detect(request.source)
-    with atomic_output(request.output) as target:
+    with atomic_output(request.output) as target, stderr_silenced():  # frameworks' native log lines
         return exporter.export(request, target)
 
 

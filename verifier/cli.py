@@ -216,7 +216,8 @@ def fingerprint(model_path: str, output: Path, references, method, recipe, seeds
                               value_range=value_range, threads=threads, progress=_progress, sign=sign_key)
     settings = result.settings
     calibration = result.calibration
-    click.echo(f"wrote {output}: {len(settings.seeds)} critical images ({settings.recipe.name} recipe, "
+    images = f"{len(settings.seeds)} critical image" + ("s" if len(settings.seeds) > 1 else "")
+    click.echo(f"wrote {output}: {images} ({settings.recipe.name} recipe, "
                f"{settings.degradation.describe()}), {result.cost['evaluations']} gradient evaluations in "
                f"{result.cost['seconds']:.1f} s; behaviour threshold {calibration.threshold:.3f} at FPR "
                f"{calibration.fpr:g} from {len(calibration.null_scores)} reference models; weight sketch of "
@@ -397,14 +398,18 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
         bar = []  # made once the suspects are counted; closed with the stack, before the table is printed
 
         def start(total: int) -> None:
-            bar.append(stack.enter_context(click.progressbar(
-                length=total, label="auditing", file=sys.stderr, show_pos=True,
-                item_show_func=lambda row: row.name if row else "")))
+            if sys.stderr.isatty():  # in a log, click would print a lone "auditing" line instead of a bar
+                bar.append(stack.enter_context(click.progressbar(
+                    length=total, label="auditing", file=sys.stderr, show_pos=True,
+                    item_show_func=lambda row: row.name if row else "")))
+
+        def on_row(row, _done: int, _total: int) -> None:
+            if bar:
+                bar[0].update(1, row)
 
         result = run(loaded, list(suspects) or list(configured.suspects),
                      cache or configured.cache or default_cache_dir(), jobs=jobs or configured.jobs,
-                     threads=threads or configured.threads, on_start=start,
-                     on_row=lambda row, _done, _total: bar[0].update(1, row))
+                     threads=threads or configured.threads, on_start=start, on_row=on_row)
         # A temporary cache is removed on exit: the JSON must not point to it (the HTML, written now, reads it).
         document = audit_json.to_dict(dataclasses.replace(result, cache=None) if no_cache else result, fail_on)
         if output:

@@ -9,8 +9,6 @@ graph and turns builder failures into messages naming the op and node.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 
 import numpy as np
@@ -19,6 +17,7 @@ from onnx import TensorProto, helper
 
 from verifier.adapters import X, Y
 from verifier.errors import GradientUnavailableError, UnsupportedModelError, first_line
+from verifier.native import stderr_silenced
 from verifier.objective import LOSS, MODEL_IN, MODEL_OUT, VARIABLE, Objective
 from verifier.runtime import make_session, ort
 from verifier.specialise import StaticModel
@@ -81,24 +80,11 @@ def _builder_error(exc: Exception) -> GradientUnavailableError:
     return GradientUnavailableError(f"onnxruntime-training cannot build the input gradient: {reason}")
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """The builder logs at INFO level straight to fd 2, ignoring ORT's severity setting."""
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def build_gradient(composed: onnx.ModelProto) -> bytes:
     """Serialized model with outputs LOSS and GRAD (d LOSS / d VARIABLE)."""
     builder_cls = ort().capi._pybind_state.GradientGraphBuilder
     try:
-        with _native_stderr_silenced():
+        with stderr_silenced():
             builder = builder_cls(composed.SerializeToString(), {LOSS}, {VARIABLE}, LOSS)
             builder.build()
         return builder.get_model()
