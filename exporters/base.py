@@ -16,6 +16,8 @@ import logging
 import os
 import sys
 import warnings
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,8 +38,13 @@ META_EXPORTER_VERSION = "verifier.exporter_version"
 META_SOURCE_SHA256 = "verifier.source_sha256"
 META_ARCHITECTURE = "verifier.architecture"
 #: What h5py raises on a malformed HDF5 file (seen by fuzzing: RuntimeError for a bad symbol table
-#: node, KeyError for an object of unknown type, TypeError/IndexError for odd shapes and references).
-HDF5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError)
+#: node, KeyError for an object of unknown type, TypeError/IndexError for odd shapes and references,
+#: OverflowError for a size beyond ssize_t).
+HDF5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, OverflowError)
+#: What zipfile raises on a malformed archive (fuzzing: NotImplementedError for an unknown compression
+#: method, version or flag; RuntimeError for an encrypted member; EOFError for a truncated stream).
+ZIP_ERRORS = (OSError, KeyError, ValueError, EOFError, NotImplementedError, RuntimeError, zipfile.BadZipFile,
+              zlib.error)
 #: Relative error above which an export is rejected by the equivalence check.
 CHECK_TOLERANCE = 1e-4
 

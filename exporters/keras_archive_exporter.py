@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from exporters import isolated
-from exporters.base import HDF5_ERRORS, ExportError, ExportRequest, ExportResult, quiet_framework, require
+from exporters.base import HDF5_ERRORS, ZIP_ERRORS, ExportError, ExportRequest, ExportResult, quiet_framework, require
 from exporters.keras_config import KerasGraph, build_model, fill_weights, parse_config, short_weight_name
 from exporters.keras_exporter import convert_keras
 from verifier.errors import first_line
@@ -48,7 +48,7 @@ def _read_archive(path: Path) -> tuple[dict, bytes]:
     try:
         with zipfile.ZipFile(path) as archive:
             return json.loads(archive.read(_CONFIG)), archive.read(_WEIGHTS)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+    except ZIP_ERRORS as exc:
         raise ExportError(f"cannot read {path} as a .keras archive: {first_line(exc)}") from exc
 
 

@@ -48,6 +48,8 @@ def _read_matconvnet(path: Path) -> list[MatConvLayer]:
     try:
         with h5py.File(path, "r") as handle:
             refs = handle["net"]["layers"]
+            if not isinstance(refs, h5py.Dataset) or refs.ndim != 2:
+                raise ExportError(f"{path}: net.layers is not a MATLAB cell array")
             for index in range(refs.shape[0]):
                 struct = handle[refs[index, 0]]
                 kind = _text(struct["type"])
