@@ -85,4 +85,4 @@ def call(function: Callable[..., Result], *args: object, what: str) -> Result:
         raise ExportError(first_line(str(value)))
     if status == "bug":
         raise ReaderBug(f"{what}: the reader failed:\n{value}")
-    return value  # type: ignore[return-value]
+    return value

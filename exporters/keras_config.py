@@ -185,8 +185,8 @@ def parse_config(document: dict, source: str) -> KerasGraph:
             raise ExportError(f"{source}: empty Sequential config")
         layers, previous = [], None
         if entries[0].get("class_name") != "InputLayer":  # Keras 2.2 keeps the input shape on the first layer
-            first = _spec(entries[0], (), source)
-            layers.append(LayerSpec("input", "InputLayer", {"batch_input_shape": first.options.get(
+            first_spec = _spec(entries[0], (), source)
+            layers.append(LayerSpec("input", "InputLayer", {"batch_input_shape": first_spec.options.get(
                 "batch_input_shape")}, ()))
             previous = "input"
         for entry in entries:

@@ -83,6 +83,7 @@ def _dncnn_depth(layers: list[MatConvLayer], path: Path) -> tuple[int, int, int]
     if kinds != ["conv", "relu"] * (depth - 1) + ["conv"] or depth < 3:
         raise ExportError(f"{path}: layers are not a DnCNN conv/relu stack ({' '.join(kinds[:6])} ...)")
     first = layers[0].weight
+    assert first is not None  # a conv (checked above), and read_matconvnet gives every conv its weight
     return first.shape[1], depth, first.shape[0]
 
 
@@ -106,6 +107,7 @@ class MatlabExporter:
         convs = [m for m in module.body if isinstance(m, torch.nn.Conv2d)]
         with torch.no_grad():
             for conv, layer in zip(convs, (layer for layer in layers if layer.type == "conv"), strict=True):
+                assert layer.weight is not None and layer.bias is not None  # read_matconvnet sets both for convs
                 if tuple(conv.weight.shape) != layer.weight.shape or conv.bias.numel() != layer.bias.size:
                     raise ExportError(f"{request.source}: conv weight {list(layer.weight.shape)} does not fit "
                                       f"{list(conv.weight.shape)}")

@@ -17,7 +17,9 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Protocol, Self, cast
 
 import numpy as np
 
@@ -49,6 +51,14 @@ _TWINS = "exporters.architectures.paddle_nets"
 #: paddle.jit.save also writes `.pdiparams`, in its own binary format, beside its program.
 _JIT_SAVED = ("; parameters saved by paddle.jit.save are not supported: re-save the layer's state_dict "
               "with paddle.save, or convert its .json/.pdmodel program with paddle2onnx")
+
+
+class _Layer(Protocol):
+    """The paddle.nn.Layer methods used here (paddle itself is imported only when an export runs)."""
+
+    def state_dict(self) -> Mapping[str, Any]: ...
+    def set_state_dict(self, state_dict: Mapping[str, Any]) -> object: ...
+    def eval(self) -> Self: ...
 
 
 def import_paddle():
@@ -105,7 +115,7 @@ def build_layer(paddle, loaded, request: ExportRequest):
         return loaded.eval(), None
     built = architectures.build(_weights(paddle, loaded, request.source), request,
                                 lambda arch: _twin(arch, request.source))
-    layer, weights = built.model, built.weights
+    layer, weights = cast(_Layer, built.model), built.weights  # the Paddle factory's nn.Layer
     expected = {name: tensor.numpy() for name, tensor in layer.state_dict().items()}
     architectures.check_names({name: array.shape for name, array in expected.items()}, weights, built.arch)
     layer.set_state_dict({name: weights[name].astype(array.dtype) for name, array in expected.items()})

@@ -22,6 +22,7 @@ import io
 import pickle
 import pickletools
 from pathlib import Path
+from typing import Literal, cast
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class _Dtype:
         if order not in ("<", ">", "|", "="):
             raise pickle.UnpicklingError(f"dtype byte order {order!r}")
         if order in ("<", ">") and self.dtype.itemsize > 1:
-            self.dtype = self.dtype.newbyteorder(order)
+            self.dtype = self.dtype.newbyteorder(cast(Literal["<", ">"], order))  # checked just above
 
 
 class _Array:

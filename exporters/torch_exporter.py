@@ -12,7 +12,9 @@ the legacy TorchScript exporter (opset 17) when dynamo fails.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Protocol, Self, cast
 
 import numpy as np
 
@@ -32,6 +34,14 @@ from verifier.errors import first_line
 
 _SUFFIXES = {".pt", ".pth", ".pkl", ".bin", ".ckpt"}
 _CHECK_SIZE = 32
+
+
+class _Module(Protocol):
+    """The torch.nn.Module methods used here (torch itself is imported only when an export runs)."""
+
+    def state_dict(self) -> Mapping[str, Any]: ...
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = ...) -> object: ...
+    def eval(self) -> Self: ...
 
 
 def load_weights(torch, path: Path, trust_pickle: bool, arch: str | None = None):
@@ -71,7 +81,7 @@ def build_module(torch, loaded, request: ExportRequest):
     if isinstance(loaded, torch.nn.Module):
         return loaded.eval(), None
     built = architectures.build(unwrap_state_dict(loaded, request.source), request)
-    module, weights = built.model, built.weights
+    module, weights = cast(_Module, built.model), built.weights  # the torch factory's nn.Module
     expected = module.state_dict()
     for name, tensor in expected.items():
         if name.endswith("num_batches_tracked") and name not in weights:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+from numpy.typing import DTypeLike
 from onnx import TensorProto, helper, numpy_helper
 
 from verifier.errors import UnsupportedModelError
@@ -20,7 +21,7 @@ Y = "verifier.y"
 _PREFIX = "verifier.adapt."
 
 
-def _const(name: str, value: float, dtype: np.dtype) -> TensorProto:
+def _const(name: str, value: float, dtype: DTypeLike) -> TensorProto:
     return numpy_helper.from_array(np.array(value, dtype=dtype), _PREFIX + name)
 
 

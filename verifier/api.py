@@ -26,11 +26,12 @@ from pathlib import Path
 from verifier.audit import AuditResult, AuditRow, load_owners, run
 from verifier.audit_cache import default_cache_dir
 from verifier.calibration import DEFAULT_FPR
-from verifier.degradation import default_degradation
+from verifier.degradation import Kind, default_degradation
 from verifier.errors import InputError, ModelFileError
 from verifier.fingerprint import DEFAULT_SEEDS, DEFAULT_THREADS, Fingerprint, Settings, create
 from verifier.inversion import RECIPES, Progress
 from verifier.io_spec import Layout
+from verifier.methods import MethodName
 from verifier.model import Model, load_model
 from verifier.references import reference_paths
 from verifier.verification import Verdict
@@ -42,9 +43,9 @@ BUNDLED_ONLY = ("calibrating on the bundled reference models only; independently
 
 
 def fingerprint(model: str | Path | Model, references: Sequence[str | Path] = (), *, output: str | Path | None = None,
-                method: str = "response", recipe: str = "fast", seeds: int = DEFAULT_SEEDS, size: int | None = None,
-                degradation: str | None = None, sigma: float | None = None, fpr: float = DEFAULT_FPR,
-                layout: Layout | None = None, value_range: tuple[float, float] | None = None,
+                method: MethodName = "response", recipe: str = "fast", seeds: int = DEFAULT_SEEDS,
+                size: int | None = None, degradation: Kind | None = None, sigma: float | None = None,
+                fpr: float = DEFAULT_FPR, layout: Layout | None = None, value_range: tuple[float, float] | None = None,
                 threads: int | None = None, progress: Progress | None = None,
                 sign: str | Path | None = None) -> Fingerprint:
     """Fingerprint an owner model and calibrate it (``verifier fingerprint``); saved to `output` if given,

@@ -94,8 +94,8 @@ class AuditRow:
     @property
     def best(self) -> PairResult | None:
         """The owner this suspect resembles most: the lowest p-value among the pairs that were scored."""
-        scored = [pair for pair in self.pairs if pair.p_value is not None]
-        return min(scored, key=lambda pair: pair.p_value) if scored else None
+        scored = [(pair, pair.p_value) for pair in self.pairs if pair.p_value is not None]
+        return min(scored, key=lambda scored_pair: scored_pair[1])[0] if scored else None
 
     @property
     def message(self) -> str | None:
@@ -272,6 +272,7 @@ class _Worker:
         model = load_model(onnx_path, threads=self.threads)
         lineage = suspect_sketch(model)
         pairs = tuple(self._pair(owner, model, lineage) for owner in self.owners)
+        assert model.source is not None  # load_model records the file it read
         return AuditRow(path=str(path), name=name, verdict=_row_verdict(pairs), seconds=0.0, **known,
                         onnx_sha256=model.source.sha256, export=record, export_cached=cached, pairs=pairs)
 

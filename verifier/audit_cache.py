@@ -39,7 +39,7 @@ def key(**parts: object) -> str:
 class Cache:
     """Exports under ``exports/<key>.onnx`` (with a ``.json`` record), evidence under ``evidence/<key>.npy``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
     def export_path(self, entry: str) -> Path:

@@ -13,11 +13,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from verifier import __version__
-from verifier.audit import FAIL_ON
+from verifier.audit import FAIL_ON, AuditRow
 from verifier.calibration import DEFAULT_FPR
 from verifier.degradation import KINDS
 from verifier.errors import GradientUnavailableError, VerifierError, first_line
@@ -28,6 +29,9 @@ from verifier.io_spec import LAYOUTS, parse_range
 from verifier.methods import METHODS
 from verifier.model import load_model
 from verifier.output import check_output
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar  # what click.progressbar returns
 
 
 class _Group(click.Group):
@@ -120,10 +124,10 @@ class _ExporterName(click.Choice):
         super().__init__([])
 
     @property
-    def choices(self) -> list[str]:  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
         from exporters import EXPORTERS
 
-        return list(EXPORTERS)
+        return tuple(EXPORTERS)
 
     @choices.setter
     def choices(self, _value: object) -> None:
@@ -289,6 +293,7 @@ def verify(fingerprint_path: str, suspect_path: str, as_json: bool, require_sign
     suspect = load_any(suspect_path, layout=layout, value_range=value_range, threads=threads or fp.settings.threads)
     result = run_verify(fp, suspect, progress=_progress)
     if as_json:
+        assert suspect.source is not None  # load_any records the file it read
         click.echo(json.dumps({
             "tool": {"name": "verifier", "version": __version__},
             "inputs": {"fingerprint": {"path": fingerprint_path, "sha256": _digest(fingerprint_path),
@@ -395,7 +400,8 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
     with contextlib.ExitStack() as stack:
         if no_cache:
             cache = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="verifier-cache-")))
-        bar = []  # made once the suspects are counted; closed with the stack, before the table is printed
+        # made once the suspects are counted; closed with the stack, before the table is printed
+        bar: list[ProgressBar[AuditRow]] = []
 
         def start(total: int) -> None:
             if sys.stderr.isatty():  # in a log, click would print a lone "auditing" line instead of a bar

@@ -39,8 +39,8 @@ class InputError(VerifierError):
     """An array handed to a model has the wrong shape, type or values."""
 
 
-def first_line(exc: BaseException, limit: int = 200) -> str:
-    """The reason an exception gives, on one line.
+def first_line(exc: BaseException | str, limit: int = 200) -> str:
+    """The reason an exception (or its message, as :mod:`exporters.isolated` passes it on) gives, on one line.
 
     Native libraries write pages; onnxruntime nests "[ONNXRuntimeError] : 1 : FAIL : "
     prefixes and C++ source locations before the part a user can act on.

@@ -81,7 +81,7 @@ class Fingerprint:
         return make_probes(self.critical, self.starts, self.settings.degradation)
 
 
-def start_images(settings: Settings, image_shape: tuple[int, ...]) -> np.ndarray:
+def start_images(settings: Settings, image_shape: tuple[int, int, int]) -> np.ndarray:
     """The seeded (K, C, H, W) images the inversions start from."""
     return np.concatenate([initial_image(seed, (1, *image_shape), settings.recipe.init) for seed in settings.seeds])
 

@@ -19,7 +19,7 @@ from verifier.adapters import X, Y
 from verifier.errors import GradientUnavailableError, UnsupportedModelError, first_line
 from verifier.native import stderr_silenced
 from verifier.objective import LOSS, MODEL_IN, MODEL_OUT, VARIABLE, Objective
-from verifier.runtime import make_session, ort
+from verifier.runtime import Session, make_session, ort
 from verifier.specialise import StaticModel
 
 GRAD = VARIABLE + "_grad"
@@ -92,7 +92,7 @@ def build_gradient(composed: onnx.ModelProto) -> bytes:
         raise _builder_error(exc) from exc
 
 
-def gradient_session(composed: onnx.ModelProto, threads: int | None = None):
+def gradient_session(composed: onnx.ModelProto, threads: int | None = None) -> Session:
     """Build the backward graph and load it; missing CPU kernels are reported per op."""
     grad_bytes = build_gradient(composed)
     try:

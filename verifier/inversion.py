@@ -77,7 +77,7 @@ def inversion_objective(degradation: Degradation, shape: tuple[int, int, int, in
     """loss = sum((f(D(x)) - x)^2) - tv_weight * TV_L1(x), TV_L1 = 2 (mean|dx| + mean|dy|)."""
     before, inits = degradation_graph(degradation, shape)
     big = np.iinfo(np.int64).max
-    consts = {
+    consts: dict[str, np.ndarray] = {
         "I/start": np.array([1], np.int64), "I/stop": np.array([big], np.int64),
         "I/head_stop": np.array([-1], np.int64), "I/zero": np.array([0], np.int64),
         "I/h": np.array([2], np.int64), "I/w": np.array([3], np.int64),

@@ -21,8 +21,8 @@ from verifier.lowering import lower
 from verifier.normalise import normalise
 from verifier.objective import LOSS, MODEL_IN, VARIABLE, Objective, before_graph, vjp_objective
 from verifier.onnx_file import ModelSource, read_onnx
-from verifier.runtime import make_session
-from verifier.specialise import StaticModel, specialise
+from verifier.runtime import Session, make_session
+from verifier.specialise import StaticModel, nchw, specialise
 
 _VJP = vjp_objective()
 #: Ops whose fused onnxruntime kernels are machine-dependent (see make_session's `exact`).
@@ -41,10 +41,11 @@ class Model:
     source: ModelSource | None = None
     threads: int | None = None
     original: onnx.ModelProto | None = field(default=None, repr=False)
-    _forward: object | None = field(default=None, repr=False)
+    _forward: Session | None = field(default=None, repr=False)
     _static: dict[tuple[int, ...], StaticModel] = field(default_factory=dict, repr=False)
-    _input_shapes: dict[tuple[str, tuple[int, ...]], tuple[int, ...]] = field(default_factory=dict, repr=False)
-    _gradients: dict[tuple[str, tuple[int, ...]], object] = field(default_factory=dict, repr=False)
+    _input_shapes: dict[tuple[str, tuple[int, ...]], tuple[int, int, int, int]] = field(
+        default_factory=dict, repr=False)
+    _gradients: dict[tuple[str, tuple[int, ...]], Session] = field(default_factory=dict, repr=False)
 
     # -- inference -----------------------------------------------------------------
     def check_input(self, x: np.ndarray) -> np.ndarray:
@@ -93,28 +94,28 @@ class Model:
     # -- gradients ------------------------------------------------------------------
     def static(self, input_shape: tuple[int, int, int, int]) -> StaticModel:
         """The model fixed to `input_shape` and lowered to differentiable ops (cached)."""
-        key = tuple(input_shape)
+        key = nchw(input_shape)
         if key not in self._static:
             self._static[key] = lower(specialise(self.graph, key))
         return self._static[key]
 
     def _model_input_shape(self, objective: Objective, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         if not objective.before:
-            return tuple(shape)
+            return nchw(shape)
         key = (objective.digest, shape)
         if key not in self._input_shapes:
             probe = before_graph(objective.before, objective.initializers, shape, list(self.graph.opset_import),
                                  self.graph.ir_version)
             session = make_session(probe.SerializeToString())
             (out,) = session.run([MODEL_IN], {VARIABLE: np.zeros(shape, np.float32)})
-            self._input_shapes[key] = tuple(out.shape)
+            self._input_shapes[key] = nchw(out.shape)
         return self._input_shapes[key]
 
     def composed(self, objective: Objective, shape: tuple[int, ...]) -> onnx.ModelProto:
         """The single graph objective.before -> model -> objective.after for a variable of `shape`."""
         return compose(self.static(self._model_input_shape(objective, shape)), objective, shape)
 
-    def _gradient_session(self, objective: Objective, shape: tuple[int, ...]):
+    def _gradient_session(self, objective: Objective, shape: tuple[int, ...]) -> Session:
         key = (objective.digest, shape)
         if key not in self._gradients:
             self._gradients[key] = gradient_session(self.composed(objective, shape), self.threads)
@@ -147,7 +148,7 @@ class Model:
 
     def gradient_blockers(self, input_shape: tuple[int, int, int, int]) -> list[str]:
         """Why input gradients are unavailable at `input_shape` (empty list: they are available)."""
-        return gradient_blockers(self.composed(_VJP, tuple(input_shape)), self.static(tuple(input_shape)).shapes)
+        return gradient_blockers(self.composed(_VJP, tuple(input_shape)), self.static(input_shape).shapes)
 
 
 def model_from_proto(

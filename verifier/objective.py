@@ -42,7 +42,8 @@ class Objective:
     def digest(self) -> str:
         """Content hash, used to cache built gradient sessions."""
         digest = hashlib.sha256(self.name.encode())
-        for proto in (*self.before, *self.after, *self.initializers):
+        protos: tuple[onnx.NodeProto | onnx.TensorProto, ...] = (*self.before, *self.after, *self.initializers)
+        for proto in protos:
             digest.update(proto.SerializeToString(deterministic=True))
         digest.update(",".join(self.inputs).encode())
         return digest.hexdigest()

@@ -12,7 +12,9 @@ import contextlib
 import functools
 import io
 import re
+from collections.abc import Mapping
 from types import ModuleType
+from typing import Any, Protocol
 
 from verifier.errors import RuntimeMissingError, UnsupportedModelError, first_line
 
@@ -20,6 +22,14 @@ _REPAIR = (
     "pip uninstall -y onnxruntime onnxruntime-training-cpu && "
     "pip install onnxruntime-training-cpu==1.19.2"
 )
+
+
+class Session(Protocol):
+    """What verifier uses of an onnxruntime InferenceSession (onnxruntime ships no type hints)."""
+
+    def run(self, output_names: list[str] | None, input_feed: Mapping[str, Any]) -> list[Any]: ...
+    def get_inputs(self) -> list[Any]: ...
+    def get_outputs(self) -> list[Any]: ...
 
 
 @functools.cache
@@ -41,7 +51,7 @@ def ort() -> ModuleType:
     return onnxruntime
 
 
-def make_session(model_bytes: bytes, threads: int | None = None, exact: bool = False):
+def make_session(model_bytes: bytes, threads: int | None = None, exact: bool = False) -> Session:
     """Create a CPU inference session; load failures become one-line UnsupportedModelErrors.
 
     `exact` keeps to basic graph optimisations: onnxruntime's extended level fuses

@@ -10,6 +10,7 @@ on the *values* of the input by a constant.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,12 @@ class StaticModel:
     model: onnx.ModelProto
     shapes: dict[str, tuple[int, ...]]
     input_shape: tuple[int, int, int, int]
+
+
+def nchw(shape: Sequence[int]) -> tuple[int, int, int, int]:
+    """`shape` as an (N, C, H, W) tuple (a ValueError unless it has four entries)."""
+    n, c, h, w = shape
+    return n, c, h, w
 
 
 def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:
@@ -80,7 +87,7 @@ def specialise(model: onnx.ModelProto, input_shape: tuple[int, int, int, int]) -
     shapes[X] = tuple(input_shape)
     for init in graph.initializer:
         shapes[init.name] = tuple(init.dims)
-    return StaticModel(model=fixed, shapes=shapes, input_shape=tuple(input_shape))
+    return StaticModel(model=fixed, shapes=shapes, input_shape=nchw(input_shape))
 
 
 def _inferred_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:

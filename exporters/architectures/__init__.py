@@ -66,8 +66,11 @@ def _dncnn(shapes: Shapes) -> Detected | None:
                   "bias": f"{prefix}.{convs[0]}.bias" in shapes}
         if (f"{prefix}.{convs[-1]}.bias" in shapes) != kwargs["bias"]:
             kwargs["last_bias"] = not kwargs["bias"]
-        return Detected("exporters.architectures.torch_nets:DnCNN", kwargs,
-                        lambda key, p=prefix: "body." + key.removeprefix(p + "."))
+
+        def rename(key: str, p: str = prefix) -> str:
+            return "body." + key.removeprefix(p + ".")
+
+        return Detected("exporters.architectures.torch_nets:DnCNN", kwargs, rename)
     return None
 
 
@@ -87,6 +90,7 @@ def _espcn(shapes: Shapes) -> Detected | None:
     clipped to [0, 1], trained on YCbCr images) and yjn870 / XDpaddle's Paddle port (first_part /
     last_part, unclipped, luminance)."""
     tensors = {f"{part}{p}" for part in _ESPCN_PARTS.values() for p in ("weight", "bias")}
+    rename: Callable[[str], str]
     if set(shapes) == tensors:
         clip, rename = True, str
     elif set(shapes) == {f"{part}{p}" for part in _ESPCN_PARTS for p in ("weight", "bias")}:
@@ -151,7 +155,7 @@ def _imdn(shapes: Shapes) -> Detected | None:
     same_size = "fea_conv.2.weight" in shapes
     first = shapes.get("fea_conv.0.weight" if same_size else "fea_conv.weight")
     factor = first and _shuffle_factor(shapes["upsampler.0.weight"][0], first[1])
-    if not factor or (same_size and factor != 4):
+    if first is None or not factor or (same_size and factor != 4):
         return None
     kwargs = {"channels": first[1], "width": first[0], "blocks": len(blocks)}
     kwargs.update({"same_size": True} if same_size else {"scale": factor})

@@ -9,6 +9,8 @@ BatchNorm, ``batch_stats`` (``bn_i`` with ``mean`` and ``var``), for middle laye
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import numpy as np
@@ -46,12 +48,15 @@ def _shapes(tree: dict) -> dict:
 def dncnn_layout(state: dict) -> dict | None:
     """:class:`DnCNN`'s fields when a checkpoint's variables have exactly its names and shapes; None otherwise."""
     params = state.get("params")
-    first = params.get("conv_0", {}).get("kernel") if isinstance(params, dict) else None
+    if not isinstance(params, dict):
+        return None
+    first = params.get("conv_0", {}).get("kernel")
     if first is None or np.ndim(first) != 4 or np.shape(first)[:2] != (3, 3):
         return None
     channels, width = np.shape(first)[2:]
-    fields = {"channels": int(channels), "depth": sum(key.startswith("conv_") for key in params),
-              "width": int(width), "batch_norm": "batch_stats" in state, "bias": "bias" in params["conv_0"]}
+    fields: dict[str, Any] = {"channels": int(channels), "depth": sum(key.startswith("conv_") for key in params),
+                              "width": int(width), "batch_norm": "batch_stats" in state,
+                              "bias": "bias" in params["conv_0"]}
     if fields["depth"] < 3:
         return None
     expected = jax.eval_shape(DnCNN(**fields).init, jax.random.PRNGKey(0),

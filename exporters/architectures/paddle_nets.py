@@ -8,6 +8,7 @@ framework's model.  Images in [0, 1], NCHW; the restored image is returned.
 from __future__ import annotations
 
 from functools import partial
+from typing import Literal
 
 import paddle
 from paddle import nn
@@ -17,7 +18,8 @@ class DnCNN(nn.Layer):
     """DnCNN: conv-(BN)-ReLU stack predicting the noise; returns x - noise (see torch_nets.DnCNN)."""
 
     def __init__(self, channels: int = 1, depth: int = 17, width: int = 64, batch_norm: bool = True,
-                 bias: bool = True, padding_mode: str = "zeros"):
+                 bias: bool = True,
+                 padding_mode: Literal["zeros", "constant", "reflect", "replicate", "circular"] = "zeros"):
         super().__init__()
         conv = partial(nn.Conv2D, kernel_size=3, padding=1, padding_mode=padding_mode)
         layers: list[nn.Layer] = [conv(channels, width, bias_attr=None if bias else False), nn.ReLU()]

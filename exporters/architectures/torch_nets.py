@@ -8,6 +8,7 @@ maps each known file layout onto it.  Every model takes and returns images in
 from __future__ import annotations
 
 from functools import partial
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,8 @@ class DnCNN(nn.Module):
     """
 
     def __init__(self, channels: int = 1, depth: int = 17, width: int = 64, batch_norm: bool = True,
-                 bias: bool = True, padding_mode: str = "zeros", last_bias: bool | None = None):
+                 bias: bool = True, padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros",
+                 last_bias: bool | None = None):
         super().__init__()
         conv = partial(nn.Conv2d, kernel_size=3, padding=1, padding_mode=padding_mode)
         layers: list[nn.Module] = [conv(channels, width, bias=bias), nn.ReLU()]

@@ -70,7 +70,13 @@ def pad(node: onnx.NodeProto, ctx: LoweringContext) -> bool:
         return False
     shape = ctx.shape(node.input[0])
     widths = np.asarray(widths).tolist()
-    axes = ctx.value(node.input[3]).tolist() if len(node.input) > 3 and node.input[3] else list(range(len(shape)))
+    if len(node.input) > 3 and node.input[3]:
+        axes_value = ctx.value(node.input[3])
+        if axes_value is None:
+            raise UnsupportedModelError(f"{node_label(node)} has run-time pad axes")
+        axes = axes_value.tolist()
+    else:
+        axes = list(range(len(shape)))
     count = len(axes)
     x = node.input[0]
     todo = [(axis % len(shape), widths[i], widths[i + count]) for i, axis in enumerate(axes)

@@ -40,9 +40,10 @@ def fake_quantize(node: onnx.NodeProto, ctx: LoweringContext) -> bool:
     scale_value = ctx.value(quantize.input[1])
     if zero_value is None or scale_value is None:
         raise GradientUnavailableError(f"{node_label(quantize)} has run-time quantisation parameters")
-    lo, hi = _RANGES.get(zero_value.dtype, (None, None))
-    if lo is None:
+    bounds = _RANGES.get(zero_value.dtype)
+    if bounds is None:
         raise GradientUnavailableError(f"{node_label(quantize)} quantises to unsupported type {zero_value.dtype}")
+    lo, hi = bounds
     # Per-axis scales and zero points are 1-D along the quantiser's `axis`.
     view = axis_view(rank, attr(quantize, "axis", 1)) if scale_value.ndim else []
     scale = ctx.const(scale_value.astype(np.float32).reshape(view), "scale")
