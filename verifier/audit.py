@@ -31,6 +31,7 @@ from verifier.audit_cache import Cache, key
 from verifier.errors import InputError, VerifierError, first_line
 from verifier.evidence import Evidence, EvidenceKind, format_p
 from verifier.fingerprint import Fingerprint
+from verifier.methods import get_method
 from verifier.weights import WeightSketch
 
 Outcome = Literal["derived", "similar", "independent", "incomparable", "error"]
@@ -321,10 +322,8 @@ class _Worker:
 
 
 def _probe_digest(fp: Fingerprint) -> str | None:
-    """What a suspect's evidence depends on besides the settings: the owner's probes (``response``)."""
-    import hashlib
-
-    return None if fp.settings.method == "paper" else hashlib.sha256(fp.critical.tobytes()).hexdigest()
+    """What a suspect's evidence depends on besides the settings (see :meth:`Method.evidence_depends_on`)."""
+    return get_method(fp.settings.method).evidence_depends_on(fp)
 
 
 def _row_verdict(pairs: Sequence[PairResult]) -> Outcome:

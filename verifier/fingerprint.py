@@ -17,8 +17,8 @@ import numpy as np
 from verifier.calibration import DEFAULT_FPR, Calibration, calibrate, check_reference_count
 from verifier.degradation import Degradation
 from verifier.errors import InputError
-from verifier.inversion import CriticalImages, Progress, Recipe, critical_images, initial_image
-from verifier.methods import MethodName, Probes, make_probes, paper_score, residuals, response_score
+from verifier.inversion import CriticalImages, Progress, Recipe, critical_images
+from verifier.methods import MethodName, Probes, get_method, make_probes, start_images
 from verifier.model import Model
 from verifier.weights import EMPTY_SKETCH, WeightSketch, sketch
 
@@ -81,11 +81,6 @@ class Fingerprint:
         return make_probes(self.critical, self.starts, self.settings.degradation)
 
 
-def start_images(settings: Settings, image_shape: tuple[int, int, int]) -> np.ndarray:
-    """The seeded (K, C, H, W) images the inversions start from."""
-    return np.concatenate([initial_image(seed, (1, *image_shape), settings.recipe.init) for seed in settings.seeds])
-
-
 def io_summary(model: Model) -> dict:
     """The I/O facts a suspect must share with the owner to be compared."""
     return {"channels": model.io.channels, "out_channels": model.io.out_channels, "scale": model.io.scale}
@@ -100,31 +95,20 @@ def check_comparable(owner: dict, suspect: Model, label: str = "suspect") -> Non
                              "they cannot be compared")
 
 
-def suspect_critical(model: Model, settings: Settings, progress: Progress | None = None) -> np.ndarray:
-    """A model's critical images under recorded settings (``paper`` method)."""
-    return critical_images(model, settings.recipe, settings.degradation, settings.seeds, progress).images
-
-
 def evidence(fingerprint: Fingerprint, suspect: Model, progress: Progress | None = None) -> np.ndarray:
-    """The suspect's side of the comparison: its residuals on the owner's probes (``response``) or its
-    own critical images (``paper``).
+    """The suspect's side of the comparison (its residuals on the owner's probes for ``response``, its own
+    critical images for ``paper``).
 
     Kept apart from :func:`score_evidence` because it is the only expensive part, so an audit can
     cache it per suspect and settings and show it in a report.
     """
     check_comparable(fingerprint.owner, suspect)
-    if fingerprint.settings.method == "paper":
-        return suspect_critical(suspect, fingerprint.settings, progress)
-    if progress:
-        progress(f"running the suspect on {len(fingerprint.residuals)} probes")
-    return residuals(suspect, fingerprint.probes)
+    return get_method(fingerprint.settings.method).suspect_evidence(fingerprint, suspect, progress)
 
 
 def score_evidence(fingerprint: Fingerprint, suspect_evidence: np.ndarray) -> float:
     """The method's similarity of a suspect, given its :func:`evidence`, to the fingerprint's owner."""
-    if fingerprint.settings.method == "paper":
-        return paper_score(fingerprint.critical, suspect_evidence)
-    return response_score(fingerprint.residuals, suspect_evidence, fingerprint.references)
+    return get_method(fingerprint.settings.method).score(fingerprint, suspect_evidence)
 
 
 def score(fingerprint: Fingerprint, suspect: Model, progress: Progress | None = None) -> float:
@@ -150,20 +134,6 @@ def create(model: Model, references: list[Model], settings: Settings, fpr: float
         found = critical_images(model, settings.recipe, settings.degradation, settings.seeds, progress)
     cost = {"evaluations": found.evaluations, "seconds": round(found.seconds, 3)}
     names = [ref.source.sha256 if ref.source else f"reference-{i}" for i, ref in enumerate(references)]
-    empty = np.zeros((0,), np.float32)
-    if settings.method == "paper":
-        null = []
-        for index, reference in enumerate(references):
-            if progress:
-                progress(f"reference model {index + 1}/{len(references)}")
-            null.append(paper_score(found.images, suspect_critical(reference, settings)))
-        return Fingerprint(settings, owner, found.images, empty, empty, calibrate(null, names, fpr), cost, lineage)
-    probes = make_probes(found.images, start_images(settings, found.images.shape[1:]), settings.degradation)
-    if progress:
-        progress(f"running the owner and {len(references)} reference models on {len(probes.targets)} probes")
-    own = residuals(model, probes)
-    others = np.stack([residuals(reference, probes) for reference in references]).astype(np.float32)
-    # Each reference is scored with the others as controls, as a suspect is with all of them.
-    null = [response_score(own, others[j], np.delete(others, j, axis=0)) for j in range(len(others))]
-    return Fingerprint(settings, owner, found.images, own.astype(np.float32), others, calibrate(null, names, fpr),
-                       cost, lineage)
+    side = get_method(settings.method).owner_side(model, references, found, settings, progress)
+    return Fingerprint(settings, owner, found.images, side.residuals, side.references,
+                       calibrate(side.null, names, fpr), cost, lineage)

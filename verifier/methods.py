@@ -1,6 +1,9 @@
 """Comparison methods: how similar a suspect is to the owner, as one number (higher = more similar).
 
-Two methods behind one interface (``score(owner, suspect_evidence)``):
+Two methods behind one interface, :class:`Method` (``get_method(name)`` gives one): what the owner's
+fingerprint keeps of the owner and its references, what a suspect must produce (its evidence),
+and the score.  Fingerprinting, verification, audits and ``compare`` ask the method instead of
+testing its name.
 
 - ``response`` (default; needs only the suspect's outputs, so black-box suspects
   work): the suspect restores the owner's probes (the degraded critical images
@@ -19,9 +22,10 @@ Two methods behind one interface (``score(owner, suspect_evidence)``):
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
@@ -29,7 +33,11 @@ from verifier.calibration import Calibration, MeasuredNull, measured_null
 from verifier.degradation import Degradation, degrade
 from verifier.evidence import Evidence
 from verifier.features import chi_square, colour_histogram, lgp_histogram
+from verifier.inversion import CriticalImages, Progress, critical_images, initial_image
 from verifier.model import Model
+
+if TYPE_CHECKING:
+    from verifier.fingerprint import Fingerprint, Settings
 
 MethodName = Literal["response", "paper"]
 METHODS: tuple[MethodName, ...] = ("response", "paper")
@@ -44,6 +52,11 @@ class Probes:
 
     targets: np.ndarray  # (P, C, H, W)
     inputs: np.ndarray  # (P, C, H / scale, W / scale)
+
+
+def start_images(settings: Settings, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """The seeded (K, C, H, W) images the inversions start from."""
+    return np.concatenate([initial_image(seed, (1, *image_shape), settings.recipe.init) for seed in settings.seeds])
 
 
 def make_probes(critical: np.ndarray, starts: np.ndarray, degradation: Degradation) -> Probes:
@@ -114,3 +127,111 @@ def evidence(calibration: Calibration, value: float, method: str, fpr: float,
         detail += f" and {strong.pairs} pairs of independent real models"
     return Evidence(kind="behaviour", method=method, score=value, threshold=threshold, p_value=p_value,
                     detail=detail)
+
+
+@dataclass(frozen=True)
+class OwnerSide:
+    """What a method keeps of the owner and its references, and the references' own scores (the null).
+
+    `residuals` (P, C, H, W) and `references` (n, P, C, H, W) are the ``response`` method's
+    residuals on the probes; both are empty for ``paper``, which keeps only the critical images.
+    """
+
+    residuals: np.ndarray
+    references: np.ndarray
+    null: list[float]
+
+
+class Method(Protocol):
+    """One way of comparing behaviour."""
+
+    name: MethodName
+
+    def owner_side(self, model: Model, references: list[Model], found: CriticalImages, settings: Settings,
+                   progress: Progress | None) -> OwnerSide:
+        """The owner's stored evidence and the null, each reference scored as a suspect would be."""
+
+    def suspect_evidence(self, fingerprint: Fingerprint, suspect: Model, progress: Progress | None) -> np.ndarray:
+        """What the suspect produces for the comparison: the only expensive step of a verification."""
+
+    def score(self, fingerprint: Fingerprint, evidence: np.ndarray) -> float:
+        """Similarity of a suspect, given its evidence, to the fingerprint's owner."""
+
+    def evidence_depends_on(self, fingerprint: Fingerprint) -> str | None:
+        """A digest of the owner's data a suspect's evidence depends on besides the settings (None: nothing), so
+        an audit shares the evidence between owners fingerprinted with the same settings."""
+
+    def fingerprints_score(self, first: Fingerprint, second: Fingerprint) -> float | None:
+        """The score of two fingerprints against each other without their models, or None if the method needs
+        the suspect model itself."""
+
+
+class Response:
+    """The suspect's residuals on the owner's probes, against the references' (black-box)."""
+
+    name: MethodName = "response"
+
+    def owner_side(self, model: Model, references: list[Model], found: CriticalImages, settings: Settings,
+                   progress: Progress | None) -> OwnerSide:
+        probes = make_probes(found.images, start_images(settings, found.images.shape[1:]), settings.degradation)
+        if progress:
+            progress(f"running the owner and {len(references)} reference models on {len(probes.targets)} probes")
+        own = residuals(model, probes)
+        others = np.stack([residuals(reference, probes) for reference in references]).astype(np.float32)
+        # Each reference is scored with the others as controls, as a suspect is with all of them.
+        null = [response_score(own, others[j], np.delete(others, j, axis=0)) for j in range(len(others))]
+        return OwnerSide(own.astype(np.float32), others, null)
+
+    def suspect_evidence(self, fingerprint: Fingerprint, suspect: Model, progress: Progress | None) -> np.ndarray:
+        if progress:
+            progress(f"running the suspect on {len(fingerprint.residuals)} probes")
+        return residuals(suspect, fingerprint.probes)
+
+    def score(self, fingerprint: Fingerprint, evidence: np.ndarray) -> float:
+        return response_score(fingerprint.residuals, evidence, fingerprint.references)
+
+    def evidence_depends_on(self, fingerprint: Fingerprint) -> str | None:
+        return hashlib.sha256(fingerprint.critical.tobytes()).hexdigest()  # the probes are made from them
+
+    def fingerprints_score(self, first: Fingerprint, second: Fingerprint) -> float | None:
+        return None
+
+
+class Paper:
+    """The suspect's own critical images from the same seeds, compared through histograms (Quan et al.)."""
+
+    name: MethodName = "paper"
+
+    def owner_side(self, model: Model, references: list[Model], found: CriticalImages, settings: Settings,
+                   progress: Progress | None) -> OwnerSide:
+        null = []
+        for index, reference in enumerate(references):
+            if progress:
+                progress(f"reference model {index + 1}/{len(references)}")
+            null.append(paper_score(found.images, _critical(reference, settings, None)))
+        empty = np.zeros((0,), np.float32)
+        return OwnerSide(empty, empty, null)
+
+    def suspect_evidence(self, fingerprint: Fingerprint, suspect: Model, progress: Progress | None) -> np.ndarray:
+        return _critical(suspect, fingerprint.settings, progress)
+
+    def score(self, fingerprint: Fingerprint, evidence: np.ndarray) -> float:
+        return paper_score(fingerprint.critical, evidence)
+
+    def evidence_depends_on(self, fingerprint: Fingerprint) -> str | None:
+        return None  # a suspect's critical images depend on the settings only
+
+    def fingerprints_score(self, first: Fingerprint, second: Fingerprint) -> float | None:
+        return paper_score(first.critical, second.critical)
+
+
+def _critical(model: Model, settings: Settings, progress: Progress | None) -> np.ndarray:
+    return critical_images(model, settings.recipe, settings.degradation, settings.seeds, progress).images
+
+
+_METHODS: dict[str, Method] = {"response": Response(), "paper": Paper()}
+
+
+def get_method(name: str) -> Method:
+    """The method called `name` (one of :data:`METHODS`)."""
+    return _METHODS[name]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from verifier import __version__
 from verifier.audit import AuditResult, AuditRow, Owner, PairResult
 from verifier.audit_cache import Cache
 from verifier.evidence import MEANING, Evidence, format_p
+from verifier.fingerprint import Fingerprint
 from verifier.png import encode_png
 
 #: At most this many images per strip.
@@ -128,20 +130,32 @@ def _evidence_table(pair: PairResult) -> str:
             f"<th>p-value</th><th>significant</th><th></th><th>detail</th></tr>{body}</table>")
 
 
+def _paper_view(fp: Fingerprint, suspect: np.ndarray) -> tuple[list[str], str]:
+    """The suspect's own critical images beside the owner's, and their pixel histograms."""
+    return ([_strip("suspect's critical images", suspect, "suspect")],
+            _histogram(fp.critical.ravel(), suspect.ravel(), "pixel values of the critical images"))
+
+
+def _response_view(fp: Fingerprint, suspect: np.ndarray) -> tuple[list[str], str]:
+    """The probes, the owner's and the suspect's residuals on them (one gain), and the residuals' histograms."""
+    count = len(fp.critical)
+    spread = float(np.percentile(np.abs(fp.residuals[:count]), 99)) or 1.0
+    gain = 0.45 / spread
+    return ([_strip("probes (degraded critical images)", fp.probes.inputs[:count], "probe"),
+             _strip("owner's residuals on them", _residual_images(fp.residuals[:count], gain), "owner-residual"),
+             _strip("suspect's residuals on them", _residual_images(suspect[:count], gain), "suspect")],
+            _histogram(fp.residuals.ravel(), suspect.ravel(), "residual values on all probes"))
+
+
+#: How each method's suspect evidence is drawn (see :class:`verifier.methods.Method`).
+_VIEWS: dict[str, Callable[[Fingerprint, np.ndarray], tuple[list[str], str]]] = {
+    "paper": _paper_view, "response": _response_view}
+
+
 def _evidence(owner: Owner, pair: PairResult, suspect: np.ndarray) -> str:
     fp = owner.fingerprint
-    rows = [_strip("owner's critical images", fp.critical, "critical")]
-    if fp.settings.method == "paper":
-        rows.append(_strip("suspect's critical images", suspect, "suspect"))
-        chart = _histogram(fp.critical.ravel(), suspect.ravel(), "pixel values of the critical images")
-    else:
-        count = len(fp.critical)
-        spread = float(np.percentile(np.abs(fp.residuals[:count]), 99)) or 1.0
-        gain = 0.45 / spread
-        rows += [_strip("probes (degraded critical images)", fp.probes.inputs[:count], "probe"),
-                 _strip("owner's residuals on them", _residual_images(fp.residuals[:count], gain), "owner-residual"),
-                 _strip("suspect's residuals on them", _residual_images(suspect[:count], gain), "suspect")]
-        chart = _histogram(fp.residuals.ravel(), suspect.ravel(), "residual values on all probes")
+    strips, chart = _VIEWS[fp.settings.method](fp, suspect)
+    rows = [_strip("owner's critical images", fp.critical, "critical"), *strips]
     behaviour = pair.piece("behaviour")
     scale = _score_scale(owner, behaviour) if behaviour is not None else ""
     return f'<table class="strip">{"".join(rows)}</table><div class="charts">{scale}{chart}</div>'

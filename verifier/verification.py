@@ -21,7 +21,7 @@ from verifier.evidence import MEANING, Evidence, EvidenceKind, Outcome, adjusted
 from verifier.fingerprint import Fingerprint, evidence, score_evidence
 from verifier.inversion import Progress
 from verifier.methods import evidence as behaviour_evidence
-from verifier.methods import histogram_distance, paper_score
+from verifier.methods import get_method, histogram_distance
 from verifier.model import Model
 from verifier.weights import WeightSketch
 
@@ -137,10 +137,10 @@ def compare(first: Fingerprint, second: Fingerprint) -> Comparison:
     correlation = float(np.corrcoef(first.critical.ravel(), second.critical.ravel())[0, 1])
     fpr = first.calibration.fpr
     with_weights = len(first.weights) > 0 and len(second.weights) > 0
-    each = share(fpr, with_weights + (a.method == "paper"))
+    value = get_method(a.method).fingerprints_score(first, second)
+    each = share(fpr, with_weights + (value is not None))
     pieces = [weights.evidence(first.weights, second.weights, each)] if with_weights else []
-    if a.method == "paper":
-        value = paper_score(first.critical, second.critical)
-        pieces.append(behaviour_evidence(first.calibration, value, "paper", each))
+    if value is not None:
+        pieces.append(behaviour_evidence(first.calibration, value, a.method, each))
     verdict = _verdict(pieces, fpr, started) if pieces else None
     return Comparison(histogram_distance=distance, pixel_correlation=correlation, verdict=verdict)
