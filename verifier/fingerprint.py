@@ -20,6 +20,7 @@ from verifier.errors import InputError
 from verifier.inversion import CriticalImages, Progress, Recipe, critical_images, initial_image
 from verifier.methods import MethodName, Probes, make_probes, paper_score, residuals, response_score
 from verifier.model import Model
+from verifier.suspect import Suspect
 from verifier.weights import EMPTY_SKETCH, WeightSketch, sketch
 
 #: Default number of critical images (seeds) per fingerprint.
@@ -86,12 +87,12 @@ def start_images(settings: Settings, image_shape: tuple[int, ...]) -> np.ndarray
     return np.concatenate([initial_image(seed, (1, *image_shape), settings.recipe.init) for seed in settings.seeds])
 
 
-def io_summary(model: Model) -> dict:
+def io_summary(model: Suspect) -> dict:
     """The I/O facts a suspect must share with the owner to be compared."""
     return {"channels": model.io.channels, "out_channels": model.io.out_channels, "scale": model.io.scale}
 
 
-def check_comparable(owner: dict, suspect: Model, label: str = "suspect") -> None:
+def check_comparable(owner: dict, suspect: Suspect, label: str = "suspect") -> None:
     """Refuse a model whose channels or scale differ from the owner's."""
     got = io_summary(suspect)
     for key, value in got.items():
@@ -105,15 +106,19 @@ def suspect_critical(model: Model, settings: Settings, progress: Progress | None
     return critical_images(model, settings.recipe, settings.degradation, settings.seeds, progress).images
 
 
-def evidence(fingerprint: Fingerprint, suspect: Model, progress: Progress | None = None) -> np.ndarray:
+def evidence(fingerprint: Fingerprint, suspect: Suspect, progress: Progress | None = None) -> np.ndarray:
     """The suspect's side of the comparison: its residuals on the owner's probes (``response``) or its
-    own critical images (``paper``).
+    own critical images (``paper``, which inverts the suspect: only a model held as a file has the
+    gradients that takes).
 
     Kept apart from :func:`score_evidence` because it is the only expensive part, so an audit can
     cache it per suspect and settings and show it in a report.
     """
     check_comparable(fingerprint.owner, suspect)
     if fingerprint.settings.method == "paper":
+        if not isinstance(suspect, Model):
+            raise InputError("the fingerprint was made with --method paper, which inverts the suspect and needs its "
+                             "gradients; a suspect known only by its outputs needs a --method response fingerprint")
         return suspect_critical(suspect, fingerprint.settings, progress)
     if progress:
         progress(f"running the suspect on {len(fingerprint.residuals)} probes")
@@ -127,7 +132,7 @@ def score_evidence(fingerprint: Fingerprint, suspect_evidence: np.ndarray) -> fl
     return response_score(fingerprint.residuals, suspect_evidence, fingerprint.references)
 
 
-def score(fingerprint: Fingerprint, suspect: Model, progress: Progress | None = None) -> float:
+def score(fingerprint: Fingerprint, suspect: Suspect, progress: Progress | None = None) -> float:
     """The method's similarity of `suspect` to the fingerprint's owner."""
     return score_evidence(fingerprint, evidence(fingerprint, suspect, progress))
 

@@ -29,7 +29,7 @@ from verifier.calibration import Calibration, MeasuredNull, measured_null
 from verifier.degradation import Degradation, degrade
 from verifier.evidence import Evidence
 from verifier.features import chi_square, colour_histogram, lgp_histogram
-from verifier.model import Model
+from verifier.suspect import Suspect
 
 MethodName = Literal["response", "paper"]
 METHODS: tuple[MethodName, ...] = ("response", "paper")
@@ -52,9 +52,9 @@ def make_probes(critical: np.ndarray, starts: np.ndarray, degradation: Degradati
     return Probes(targets=targets, inputs=degrade(degradation, targets))
 
 
-def residuals(model: Model, probes: Probes) -> np.ndarray:
+def residuals(model: Suspect, probes: Probes) -> np.ndarray:
     """model(input) - target for every probe (one image per call: some models fix the batch to 1; a model with
-    a fixed image size gets each probe on its own canvas, see :meth:`Model.restore`)."""
+    a fixed image size gets each probe on its own canvas, see :func:`~verifier.suspect.restore_on_canvas`)."""
     return np.stack([model.restore(image[None])[0] for image in probes.inputs]) - probes.targets
 
 
