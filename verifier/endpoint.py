@@ -26,6 +26,7 @@ one probe query.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
@@ -34,7 +35,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -203,14 +204,29 @@ class Connection:
         self.usage = Usage(self.spec.max_queries)
         self._opener = urllib.request.build_opener(_NoRedirect())
 
+    def ready(self) -> None:
+        """The server says it is ready: ``GET /v2/health/ready`` answers 200 (its body, often empty, means nothing)."""
+        self._send(f"{self.spec.server}/v2/health/ready", None, charged=False)
+
     def get(self, url: str, what: str) -> object:
         """GET `url` as JSON (not charged to the budget)."""
-        return kserve.parse_json(self._send(url, None, charged=False), what)
+        answer = self._send(url, None, charged=False)
+        with self.blame():
+            return kserve.parse_json(answer, what)
 
     def infer(self, body: bytes) -> object:
         """POST one inference request; the response document."""
-        what = "the inference response"
-        return kserve.parse_json(self._send(self._model_url("/infer"), body, charged=True), what)
+        answer = self._send(self._model_url("/infer"), body, charged=True)
+        with self.blame():
+            return kserve.parse_json(answer, "the inference response")
+
+    @contextlib.contextmanager
+    def blame(self) -> Iterator[None]:
+        """Name the endpoint in what :mod:`verifier.kserve` finds wrong with its answers."""
+        try:
+            yield
+        except EndpointError as exc:
+            raise EndpointError(f"endpoint {self.spec.url}: {exc}") from None
 
     def _model_url(self, suffix: str) -> str:
         parts = urllib.parse.urlsplit(self.spec.url)
@@ -347,7 +363,8 @@ class EndpointModel:
         if self.io.layout == "NHWC":
             sent = sent.transpose(0, 2, 3, 1)
         document = self.connection.infer(kserve.infer_request(self.tensor, sent, self.output))
-        answer = kserve.output_array(document, self.output)
+        with self.connection.blame():
+            answer = kserve.output_array(document, self.output)
         if answer.ndim != 4:
             raise EndpointError(f"endpoint {self.spec.url} answered a {answer.ndim}-D tensor; expected a 4-D image")
         return answer
@@ -368,8 +385,10 @@ def connect(spec: EndpointSpec, progress: Callable[[str], None] | None = None,
     """Check the server is ready, read the model's metadata and describe its image I/O (one probe query when
     the metadata leaves the output size free).  Pass a `connection` to keep its count when this fails."""
     connection = connection or Connection(spec)
-    connection.get(f"{spec.server}/v2/health/ready", "the readiness answer")
-    metadata = kserve.parse_metadata(connection.get(spec.url, "the model metadata"))
+    connection.ready()
+    document = connection.get(spec.url, "the model metadata")
+    with connection.blame():
+        metadata = kserve.parse_metadata(document)
     tensor, output = _image_tensors(metadata, spec)
     dims = list(tensor.shape or ())
     layout, source = spec.layout, "override"

@@ -71,7 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         parts = self.path.strip("/").split("/")
         if parts == ["v2", "health", "ready"]:
-            self._send(200, {})
+            self._send(200, raw=b"")  # the status says it; Triton and MLServer send no body
         elif len(parts) != 3 or parts[:2] != ["v2", "models"]:
             self._send(404, {"error": "not found"})
         elif served := self._model(parts[2]):
