@@ -277,6 +277,7 @@ class _Worker:
         started = time.perf_counter()
         row = AuditRow(path=spec.url, name=spec.name, verdict="error", seconds=0.0, format=FORMAT)
         connection = Connection(spec)
+        own = f"endpoint {spec.url}: "  # the row is the endpoint: its messages need not repeat the URL
         try:
             model = connect(spec, connection=connection)
             needed = 0
@@ -286,9 +287,11 @@ class _Worker:
                     needed += len(owner.fingerprint.residuals)
             model.expect(needed)
             pairs = tuple(self._pair(owner, model, None, reuse=False) for owner in self.owners)
+            pairs = tuple(dataclasses.replace(pair, message=pair.message.removeprefix(own)) if pair.message else pair
+                          for pair in pairs)
             row = dataclasses.replace(row, verdict=_row_verdict(pairs), pairs=pairs)
         except VerifierError as exc:
-            row = dataclasses.replace(row, error=str(exc))
+            row = dataclasses.replace(row, error=str(exc).removeprefix(own))
         except Exception as exc:  # one bad endpoint must never stop the audit
             row = dataclasses.replace(row, error=f"internal error: {type(exc).__name__}: {first_line(exc)}")
         return dataclasses.replace(row, endpoint={**spec.to_dict(), **connection.usage.to_dict()},
