@@ -24,7 +24,6 @@ from verifier.endpoint import EndpointSpec, connect
 from verifier.fingerprint import Fingerprint
 from verifier.verification import verify
 
-pytest.importorskip("mlserver", reason="MLServer is the serve extra: pip install -e .[serve]")
 pytestmark = [pytest.mark.slow, pytest.mark.serve]
 #: MLServer starts its REST, gRPC and metrics servers and loads the models: seconds, more on a loaded machine.
 START_TIMEOUT = 120
@@ -46,6 +45,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def mlserver(trained_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
     """`mlserver start` on a folder holding the runtime and one model-settings.json per model; its base URL."""
+    pytest.importorskip("mlserver", reason="MLServer is the serve extra: pip install -e .[serve]")
     folder = tmp_path_factory.mktemp("mlserver")
     shutil.copy(Path(__file__).with_name("mlserver_runtime.py"), folder)
     port = _free_port()
