@@ -27,6 +27,7 @@ from verifier.audit import AuditResult, AuditRow, load_owners, run
 from verifier.audit_cache import default_cache_dir
 from verifier.calibration import DEFAULT_FPR
 from verifier.degradation import Kind, default_degradation
+from verifier.endpoint import EndpointSpec
 from verifier.errors import InputError, ModelFileError
 from verifier.fingerprint import DEFAULT_SEEDS, DEFAULT_THREADS, Fingerprint, Settings, create
 from verifier.inversion import RECIPES, Progress
@@ -34,6 +35,7 @@ from verifier.io_spec import Layout
 from verifier.methods import MethodName
 from verifier.model import Model, load_model
 from verifier.references import reference_paths
+from verifier.suspect import Suspect
 from verifier.verification import Verdict
 from verifier.verification import verify as _verify
 
@@ -80,21 +82,22 @@ def fingerprint(model: str | Path | Model, references: Sequence[str | Path] = ()
     return result
 
 
-def verify(fingerprint: str | Path | Fingerprint, suspect: str | Path | Model, *, layout: Layout | None = None,
+def verify(fingerprint: str | Path | Fingerprint, suspect: str | Path | Suspect, *, layout: Layout | None = None,
            value_range: tuple[float, float] | None = None, threads: int | None = None,
            progress: Progress | None = None, require_signature: bool = False,
            trusted_keys: Sequence[str | Path] = ()) -> Verdict:
-    """Decide whether `suspect` (any format an exporter reads) derives from the fingerprinted owner
-    (``verifier verify``).  With `require_signature` or `trusted_keys` (public key files), an unsigned
-    fingerprint, or one signed by another key, is refused before any work."""
+    """Decide whether `suspect` (a file in any format an exporter reads, a loaded :class:`Model`, or another
+    :class:`~verifier.suspect.Suspect` such as :func:`verifier.endpoint.connect`'s endpoint) derives from the
+    fingerprinted owner (``verifier verify``).  With `require_signature` or `trusted_keys` (public key files), an
+    unsigned fingerprint, or one signed by another key, is refused before any work."""
     from verifier import fingerprint_file, signing
 
     fp = fingerprint if isinstance(fingerprint, Fingerprint) else fingerprint_file.load(fingerprint)
     if require_signature or trusted_keys:
         signing.require(fp.signer, [Path(key) for key in trusted_keys], fingerprint if not isinstance(
             fingerprint, Fingerprint) else "fingerprint")
-    model = suspect if isinstance(suspect, Model) else load_any(
-        suspect, layout=layout, value_range=value_range, threads=threads or fp.settings.threads)
+    model = load_any(suspect, layout=layout, value_range=value_range, threads=threads or fp.settings.threads) if (
+        isinstance(suspect, str | Path)) else suspect
     return _verify(fp, model, progress=progress)
 
 
@@ -123,15 +126,18 @@ def load_any(path: str | Path, *, layout: Layout | None = None, value_range: tup
 
 def audit(owners: Sequence[str | Path], suspects: Sequence[str | Path], *, cache: str | Path | None = None,
           jobs: int | None = None, threads: int | None = None,
-          on_row: Callable[[AuditRow, int, int], None] | None = None) -> AuditResult:
+          on_row: Callable[[AuditRow, int, int], None] | None = None,
+          endpoints: Sequence[EndpointSpec] = ()) -> AuditResult:
     """Audit suspect files and folders (any supported format) against owner fingerprint files (``verifier audit``).
 
     `cache`: where exports and suspects' evidence are kept between runs (default ~/.cache/verifier);
     `jobs`, `threads`: worker processes and threads per worker (default: fill the cores);
-    `on_row(row, done, total)` is called as each suspect finishes.
+    `on_row(row, done, total)` is called as each suspect finishes; `endpoints`
+    (:meth:`EndpointSpec.parse <verifier.endpoint.EndpointSpec.parse>`) are audited after the files, one row each.
     """
     return run(load_owners([Path(path) for path in owners]), [Path(path) for path in suspects],
-               Path(cache) if cache is not None else default_cache_dir(), jobs=jobs, threads=threads, on_row=on_row)
+               Path(cache) if cache is not None else default_cache_dir(), jobs=jobs, threads=threads, on_row=on_row,
+               endpoints=endpoints)
 
 
 def _make_callable(module_name: str, function: Callable) -> None:

@@ -6,7 +6,10 @@ which exports it if it is not ONNX (cached), loads it, and for every owner compu
 evidence (cached) and verdict; the rows come back as :class:`AuditRow` and make up an
 :class:`AuditResult`.  Anything that goes wrong with one file (unknown format, corrupt
 bytes, failed export, a model that outputs NaN) becomes that row's error, never the
-audit's: only unusable owners or an empty suspect list stop it.
+audit's: only unusable owners or an empty suspect list stop it.  Suspects can also be inference
+endpoints (:class:`~verifier.endpoint.EndpointSpec`, from ``[[endpoints]]`` in verifier.toml): each is
+questioned like a file's model, on behaviour only, its evidence never taken from the cache (the model behind
+a URL can change), and becomes one row, an error row when it fails.
 
 Parallelism: suspects run in separate processes (exporters import whole frameworks, and
 onnxruntime sessions are not shared).  Each worker uses `threads` intra-op threads
@@ -17,7 +20,9 @@ there are at most ``cores // threads`` workers, so the machine is never oversubs
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import hashlib
 import multiprocessing
 import os
 import time
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from verifier.audit_cache import Cache, key
+from verifier.endpoint import EndpointSpec
 from verifier.errors import InputError, VerifierError, first_line
 from verifier.evidence import Evidence, EvidenceKind, format_p
 from verifier.fingerprint import Fingerprint
@@ -91,6 +97,7 @@ class AuditRow:
     export_cached: bool = False
     pairs: tuple[PairResult, ...] = ()
     error: str | None = None  # why the file could not be audited at all
+    endpoint: dict | None = None  # for an endpoint: its URL, model and the queries it was sent (see Usage)
 
     @property
     def best(self) -> PairResult | None:
@@ -258,6 +265,39 @@ class _Worker:
                            error=f"internal error: {type(exc).__name__}: {first_line(exc)}")
         return dataclasses.replace(row, seconds=round(time.perf_counter() - started, 3))
 
+    def audit_one(self, suspect: tuple[Path, str] | EndpointSpec) -> AuditRow:
+        """A file (path, display name) or an endpoint."""
+        return self.audit_endpoint(suspect) if isinstance(suspect, EndpointSpec) else self.audit(*suspect)
+
+    def audit_endpoint(self, spec: EndpointSpec) -> AuditRow:
+        """One endpoint, questioned for every comparable owner (behaviour only); its queries are counted in the
+        row, an error row included."""
+        from verifier.endpoint import FORMAT, Connection, connect
+        from verifier.fingerprint import check_comparable
+
+        started = time.perf_counter()
+        row = AuditRow(path=spec.url, name=spec.name, verdict="error", seconds=0.0, format=FORMAT)
+        connection = Connection(spec)
+        own = f"endpoint {spec.url}: "  # the row is the endpoint: its messages need not repeat the URL
+        try:
+            model = connect(spec, connection=connection)
+            needed = 0
+            for owner in self.owners:
+                with contextlib.suppress(InputError):  # an incomparable owner sends no query
+                    check_comparable(owner.fingerprint.owner, model)
+                    needed += len(owner.fingerprint.residuals)
+            model.expect(needed)
+            pairs = tuple(self._pair(owner, model, None, reuse=False) for owner in self.owners)
+            pairs = tuple(dataclasses.replace(pair, message=pair.message.removeprefix(own)) if pair.message else pair
+                          for pair in pairs)
+            row = dataclasses.replace(row, verdict=_row_verdict(pairs), pairs=pairs)
+        except VerifierError as exc:
+            row = dataclasses.replace(row, error=str(exc).removeprefix(own))
+        except Exception as exc:  # one bad endpoint must never stop the audit
+            row = dataclasses.replace(row, error=f"internal error: {type(exc).__name__}: {first_line(exc)}")
+        return dataclasses.replace(row, endpoint={**spec.to_dict(), **connection.usage.to_dict()},
+                                   seconds=round(time.perf_counter() - started, 3))
+
     def _audit(self, path: Path, name: str, known: dict) -> AuditRow:
         from exporters import detect
         from exporters.base import source_digest
@@ -293,7 +333,10 @@ class _Worker:
         self.cache.write_export_record(entry, record)
         return target, record, False
 
-    def _pair(self, owner: Owner, model, lineage: WeightSketch | None) -> PairResult:
+    def _pair(self, owner: Owner, model, lineage: WeightSketch | None, reuse: bool = True) -> PairResult:
+        """The verdict of one owner on one suspect.  The suspect's evidence is cached under its ONNX sha256 and
+        reused; without `reuse` (an endpoint: the model behind a URL may change) it is always asked for afresh,
+        and kept under a key of the answers themselves only for the HTML report."""
         from verifier.fingerprint import check_comparable, evidence
         from verifier.verification import judge
 
@@ -303,13 +346,15 @@ class _Worker:
         except InputError as exc:
             return PairResult(owner=owner.name, verdict="incomparable", message=str(exc))
         fp = owner.fingerprint
-        entry = key(kind="evidence", suspect=model.source.sha256, settings=fp.settings.to_dict(),
-                    threads=self.threads, probes=_probe_digest(fp))
+        settings = {"settings": fp.settings.to_dict(), "threads": self.threads, "probes": _probe_digest(fp)}
+        entry = key(kind="evidence", suspect=model.source.sha256, **settings) if reuse else None
         try:
-            found = self.cache.read_evidence(entry)
+            found = self.cache.read_evidence(entry) if entry else None
             cached = found is not None
             if found is None:
                 found = evidence(fp, model)
+                entry = entry or key(kind="endpoint-evidence", answers=hashlib.sha256(found.tobytes()).hexdigest(),
+                                     **settings)
                 self.cache.write_evidence(entry, found)
             verdict = judge(fp, found, started, lineage)
         except VerifierError as exc:
@@ -349,9 +394,9 @@ def _start_worker(owner_paths: list[Path], cache_root: Path, threads: int) -> No
     _WORKER = _Worker(load_owners(owner_paths), Cache(cache_root), threads)
 
 
-def _audit_in_worker(path: Path, name: str) -> AuditRow:
+def _audit_in_worker(suspect: tuple[Path, str] | EndpointSpec) -> AuditRow:
     assert _WORKER is not None, "worker not initialised"
-    return _WORKER.audit(path, name)
+    return _WORKER.audit_one(suspect)
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -363,15 +408,16 @@ def available_cores() -> int:
 
 def run(owners: tuple[Owner, ...], inputs: Sequence[Path], cache_root: Path, jobs: int | None = None,
         threads: int | None = None, on_row: Callable[[AuditRow, int, int], None] | None = None,
-        on_start: Callable[[int], None] | None = None) -> AuditResult:
-    """Audit every suspect in `inputs` against every owner.
+        on_start: Callable[[int], None] | None = None, endpoints: Sequence[EndpointSpec] = ()) -> AuditResult:
+    """Audit every suspect in `inputs`, then every endpoint in `endpoints`, against every owner.
 
     `jobs`: worker processes (default: as many as fit, ``cores // threads``); `threads`: onnxruntime
     and framework threads per worker (default: the largest thread count the owners recorded).
     `on_start(total)` is called once the suspects are known, `on_row(row, done, total)` as each finishes.
     """
     started = time.perf_counter()
-    suspects, skipped = discover(inputs)
+    files, skipped = discover(inputs) if inputs or not endpoints else ([], [])
+    suspects: list[tuple[Path, str] | EndpointSpec] = [*files, *endpoints]
     threads = threads or max(owner.fingerprint.settings.threads for owner in owners)
     jobs = max(1, min(jobs or available_cores() // threads, len(suspects)))
     if on_start:
@@ -385,20 +431,20 @@ def run(owners: tuple[Owner, ...], inputs: Sequence[Path], cache_root: Path, job
 
     if jobs == 1:
         worker = _Worker(owners, Cache(cache_root), threads)
-        for index, (path, name) in enumerate(suspects):
-            finished(index, worker.audit(path, name))
+        for index, suspect in enumerate(suspects):
+            finished(index, worker.audit_one(suspect))
     else:
         context = multiprocessing.get_context("spawn")  # frameworks' threads do not survive fork
         with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
                                                     initargs=([o.path for o in owners], cache_root, threads)) as pool:
-            futures = {pool.submit(_audit_in_worker, path, name): index
-                       for index, (path, name) in enumerate(suspects)}
+            futures = {pool.submit(_audit_in_worker, suspect): index for index, suspect in enumerate(suspects)}
             for future in concurrent.futures.as_completed(futures):
                 index = futures[future]
                 try:
                     row = future.result()
                 except Exception as exc:  # a worker killed by a native crash
-                    path, name = suspects[index]
+                    suspect = suspects[index]
+                    path, name = (suspect.url, suspect.name) if isinstance(suspect, EndpointSpec) else suspect
                     row = AuditRow(path=str(path), name=name, verdict="error", seconds=0.0,
                                    error=f"worker failed: {type(exc).__name__}: {first_line(exc)}")
                 finished(index, row)

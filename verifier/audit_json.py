@@ -11,7 +11,8 @@ Top level: ``schema`` ("verifier.audit"), ``schema_version``, ``tool`` (name, ve
 fingerprint: name, path, sha256 of the file, sha256 of the owner model, method, FPR,
 threshold), ``suspects`` (one per file: path, name, sha256, format, sha256 of the ONNX
 verified, the export record, verdict, best-matching owner with its score, threshold and
-p-value, seconds, error, and ``pairs``: the result against every owner, each with its
+p-value, seconds, error, for an endpoint ``endpoint`` (URL, model, budget and the queries it was sent),
+and ``pairs``: the result against every owner, each with its
 ``evidence`` (weights and behaviour, each with score, threshold, p-value) and ``decided_by``), ``skipped``
 (files in the folders no exporter recognises), ``errors`` (every file or pair that could
 not be audited, with its message), ``summary`` (suspects per verdict) and ``gate``
@@ -44,11 +45,18 @@ _PAIR = _object({"owner": {"type": "string"}, "verdict": _VERDICT, "score": _NUM
                  "p_value": _NUMBER, "fpr": _NUMBER, "method": _TEXT, "seconds": {"type": "number"},
                  "cached": {"type": "boolean"}, "message": _TEXT, "decided_by": _KIND,
                  "evidence": {"type": "array", "items": _EVIDENCE}})
-_SUSPECT = _object({
+_SUSPECT_FIELDS = {
     "path": {"type": "string"}, "name": {"type": "string"}, "sha256": _TEXT, "format": _TEXT, "onnx_sha256": _TEXT,
     "export": {"type": ["object", "null"]}, "export_cached": {"type": "boolean"}, "verdict": _VERDICT,
     "best_owner": _TEXT, "score": _NUMBER, "threshold": _NUMBER, "p_value": _NUMBER, "seconds": {"type": "number"},
-    "error": _TEXT, "pairs": {"type": "array", "items": _PAIR}})
+    "error": _TEXT, "pairs": {"type": "array", "items": _PAIR}}
+#: Only on endpoint rows (``[[endpoints]]``): where it is and what verifying cost it (no header values).
+_ENDPOINT = _object({"url": {"type": "string"}, "model": {"type": "string"}, "name": {"type": "string"},
+                     "headers": {"type": "array", "items": {"type": "string"}}, "max_queries": {"type": "integer"},
+                     "timeout": {"type": "number"}, "queries": {"type": "integer"}, "retries": {"type": "integer"},
+                     "requests": {"type": "integer"}},
+                    ["url", "model", "name", "headers", "max_queries", "timeout"])
+_SUSPECT = _object({**_SUSPECT_FIELDS, "endpoint": _ENDPOINT}, sorted(_SUSPECT_FIELDS))
 _OWNER = _object({"name": {"type": "string"}, "path": {"type": "string"}, "sha256": {"type": "string"},
                   "owner_model_sha256": {"type": "string"}, "method": {"type": "string"}, "fpr": {"type": "number"},
                   "threshold": {"type": "number"}, "references": {"type": "integer"}})
@@ -91,7 +99,7 @@ def _suspect(row: AuditRow) -> dict:
             "verdict": row.verdict, "best_owner": best.owner if best else None,
             "score": best.score if best else None, "threshold": best.threshold if best else None,
             "p_value": best.p_value if best else None, "seconds": row.seconds, "error": row.error,
-            "pairs": [_pair(pair) for pair in row.pairs]}
+            "pairs": [_pair(pair) for pair in row.pairs], **({"endpoint": row.endpoint} if row.endpoint else {})}
 
 
 def _errors(result: AuditResult) -> list[dict]:

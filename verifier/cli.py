@@ -21,7 +21,8 @@ from verifier import __version__
 from verifier.audit import FAIL_ON, AuditRow
 from verifier.calibration import DEFAULT_FPR
 from verifier.degradation import KINDS
-from verifier.errors import GradientUnavailableError, VerifierError, first_line
+from verifier.endpoint import DEFAULT_MAX_QUERIES, DEFAULT_TIMEOUT
+from verifier.errors import GradientUnavailableError, InputError, VerifierError, first_line
 from verifier.evidence import format_p
 from verifier.fingerprint import DEFAULT_SEEDS
 from verifier.inversion import RECIPES
@@ -64,7 +65,9 @@ _EXAMPLES = {
               "      --arch-kwargs '{\"channels\": 1, \"depth\": 17}' -o model.onnx",
     "fingerprint": "\b\nExample:\n  verifier fingerprint models/zoo/default.onnx -o default.vfp",
     "keygen": "\b\nExample:\n  verifier keygen -o owner.key    # writes owner.key and owner.key.pub",
-    "verify": "\b\nExample:\n  verifier verify default.vfp suspect.onnx",
+    "verify": "\b\nExamples:\n  verifier verify default.vfp suspect.onnx\n"
+              "  verifier verify default.vfp --endpoint http://localhost:8080 --model denoiser \\\n"
+              "      --header 'Authorization: Bearer TOKEN' --max-queries 50",
     "compare": "\b\nExample:\n  verifier compare a.vfp b.vfp",
     "audit": "\b\nExample:\n  verifier audit --owner default.vfp vendor_models/ -o audit.json --html audit.html",
 }
@@ -267,44 +270,110 @@ def _digest(path: str) -> str:
     return sha256_file(Path(path))
 
 
+def _header_option(_ctx, _param, value: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    from verifier.endpoint import parse_header
+
+    return tuple(parse_header(text) for text in value)
+
+
+def endpoint_options(command):
+    """--endpoint and what questioning one takes (verify)."""
+    options = [
+        click.option("--endpoint", metavar="URL", default=None,
+                     help="Verify a model served behind a KServe v2 / Open Inference Protocol REST endpoint (Triton, "
+                          "KServe, MLServer) instead of SUSPECT: the server's base URL with --model, or "
+                          "URL/v2/models/NAME. Behaviour evidence only: an endpoint shows no weights."),
+        click.option("--model", "endpoint_model", metavar="NAME", default=None, help="The endpoint's model name."),
+        click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'", callback=_header_option,
+                     help="HTTP header sent with every request to the endpoint (e.g. 'Authorization: Bearer "
+                          "TOKEN'); repeatable."),
+        click.option("--max-queries", type=click.IntRange(1), default=None,
+                     help=f"Inference requests the endpoint may be sent, retries included; verifying refuses "
+                          f"to start if it needs more [default: {DEFAULT_MAX_QUERIES}]."),
+        click.option("--timeout", type=click.FloatRange(0, 3600, min_open=True), default=None,
+                     help=f"Seconds one request to the endpoint may take [default: {DEFAULT_TIMEOUT:g}]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command(short_help="Decide whether one suspect derives from the owner's model.", epilog=_EXAMPLES["verify"])
 @click.argument("fingerprint_path", metavar="FP", type=click.Path(dir_okay=False, path_type=str))
-@click.argument("suspect_path", metavar="SUSPECT", type=click.Path(path_type=str))
+@click.argument("suspect_path", metavar="[SUSPECT]", type=click.Path(path_type=str), required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else there.")
+@endpoint_options
 @signature_options
 @with_model_options
-def verify(fingerprint_path: str, suspect_path: str, as_json: bool, require_signature: bool, trusted_keys,
-           layout, value_range, threads) -> None:
-    """Decide whether SUSPECT derives from the model fingerprinted in FP.
+def verify(fingerprint_path: str, suspect_path: str | None, as_json: bool, endpoint: str | None, endpoint_model,
+           headers, max_queries, timeout, require_signature: bool, trusted_keys, layout, value_range,
+           threads) -> None:
+    """Decide whether SUSPECT (or the model behind --endpoint) derives from the model fingerprinted in FP.
 
     SUSPECT may be in any format `verifier export` reads (it is exported first).  Evidence:
     SUSPECT's weights (lineage) and its behaviour on the owner's probes.  Behaviour alone never
-    says derived: strong models of one task behave alike.
+    says derived: strong models of one task behave alike.  An --endpoint shows only its outputs,
+    so its verdict rests on behaviour alone (at most similar); every query it is sent is counted.
 
     Exit status: 0 derived, 1 independent, 3 similar behaviour but lineage not shown, 2 error.
     """
-    from exporters.base import source_digest
     from verifier import fingerprint_file
-    from verifier.api import load_any
-    from verifier.verification import verify as run_verify
 
+    if (suspect_path is None) == (endpoint is None):
+        raise InputError("give either SUSPECT or --endpoint URL" + (", not both" if endpoint else ""))
+    if endpoint is None and (endpoint_model or headers or max_queries or timeout):
+        raise InputError("--model, --header, --max-queries and --timeout go with --endpoint")
     fp = fingerprint_file.load(fingerprint_path)
     _check_signature(fp, fingerprint_path, require_signature, trusted_keys)
-    suspect = load_any(suspect_path, layout=layout, value_range=value_range, threads=threads or fp.settings.threads)
-    result = run_verify(fp, suspect, progress=_progress)
+    if suspect_path is not None:
+        result, described = _verify_file(fp, suspect_path, layout, value_range, threads)
+        extra, notes = {}, []
+    else:
+        assert endpoint is not None  # exactly one of the two, checked above
+        result, described, extra, notes = _verify_endpoint(fp, endpoint, endpoint_model, headers, max_queries,
+                                                           timeout, layout, value_range)
     if as_json:
-        assert suspect.source is not None  # load_any records the file it read
         click.echo(json.dumps({
             "tool": {"name": "verifier", "version": __version__},
             "inputs": {"fingerprint": {"path": fingerprint_path, "sha256": _digest(fingerprint_path),
                                        "owner_sha256": fp.owner["sha256"], "signer": fp.signer},
-                       "suspect": {"path": suspect_path, "sha256": source_digest(Path(suspect_path)),
-                                   "onnx_sha256": suspect.source.sha256}},
-            **result.to_dict(),
+                       "suspect": described},
+            **result.to_dict(), **extra,
         }, indent=2))
     else:
         _print_verdict(result)
+        for line in notes:
+            click.echo(line)
     sys.exit(VERDICT_EXIT[result.verdict])
+
+
+def _verify_file(fp, path: str, layout, value_range, threads):
+    """The verdict on a model file, and the file as --json describes it."""
+    from exporters.base import source_digest
+    from verifier.api import load_any
+    from verifier.verification import verify as run_verify
+
+    suspect = load_any(path, layout=layout, value_range=value_range, threads=threads or fp.settings.threads)
+    result = run_verify(fp, suspect, progress=_progress)
+    assert suspect.source is not None  # load_any records the file it read
+    return result, {"path": path, "sha256": source_digest(Path(path)), "onnx_sha256": suspect.source.sha256}
+
+
+def _verify_endpoint(fp, url: str, model: str | None, headers, max_queries: int | None, timeout: float | None,
+                     layout, value_range):
+    """The verdict on the model behind an endpoint (behaviour only), the endpoint as --json describes it (with
+    the queries it took), what --json adds and the lines the text adds: weights were not available."""
+    from verifier.endpoint import NO_WEIGHTS, EndpointSpec, connect
+    from verifier.verification import verify as run_verify
+
+    spec = EndpointSpec.parse(url, model, headers=headers, max_queries=max_queries or DEFAULT_MAX_QUERIES,
+                              timeout=timeout or DEFAULT_TIMEOUT, layout=layout, value_range=value_range)
+    suspect = connect(spec, progress=_progress)
+    suspect.expect(len(fp.residuals))
+    result = run_verify(fp, suspect, progress=_progress)
+    described = {"endpoint": spec.to_dict(), "io": suspect.io.to_dict(), **suspect.usage.to_dict()}
+    notes = [f"   {'weights':<9} not available: {NO_WEIGHTS}", f"endpoint {spec.url}: {suspect.usage.describe()}"]
+    return result, described, {"unavailable": {"weights": NO_WEIGHTS}}, notes
 
 
 #: Exit status of `verify` per verdict.
@@ -374,6 +443,9 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
           require_signature: bool, trusted_keys) -> None:
     """Audit SUSPECTS (model files or folders, any supported format) against owner fingerprints.
 
+    Inference endpoints are audited too when verifier.toml lists them ([[endpoints]]; behaviour only, every
+    query counted) and no SUSPECTS are given on the command line.
+
     Prints one row per suspect (format, best-matching owner, score, p-value, verdict, time).
     Exit status: 0 when no suspect fails the --fail-on policy, 1 when one does, 2 when a file that
     fails it could not be audited or the audit could not run.
@@ -413,9 +485,11 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
             if bar:
                 bar[0].update(1, row)
 
+        # SUSPECTS on the command line replace the file's suspects and its [[endpoints]]
         result = run(loaded, list(suspects) or list(configured.suspects),
                      cache or configured.cache or default_cache_dir(), jobs=jobs or configured.jobs,
-                     threads=threads or configured.threads, on_start=start, on_row=on_row)
+                     threads=threads or configured.threads, on_start=start, on_row=on_row,
+                     endpoints=() if suspects else configured.endpoints)
         # A temporary cache is removed on exit: the JSON must not point to it (the HTML, written now, reads it).
         document = audit_json.to_dict(dataclasses.replace(result, cache=None) if no_cache else result, fail_on)
         if output:

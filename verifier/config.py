@@ -18,7 +18,14 @@ Example (paths are relative to the file's folder)::
     references = ["models/independent/"]
     seeds = 4
 
-Unknown keys are refused, so a typo cannot silently change a gate.
+    [[endpoints]]                      # a suspect served behind a KServe v2 REST endpoint (behaviour only)
+    name = "vendor-denoiser"           # the row's name (default: the model's)
+    url = "https://vendor.example/v2/models/denoiser"   # or the server's base URL with model = "denoiser"
+    headers = { Authorization = "Bearer ${VENDOR_TOKEN}" }   # ${NAME}: from the environment
+    max_queries = 50                   # default 100; timeout = 30 (seconds), layout = "NHWC", range = "0,255"
+
+Unknown keys are refused, so a typo cannot silently change a gate.  Suspects given on the command line
+replace the file's suspects and endpoints alike.
 """
 
 from __future__ import annotations
@@ -28,8 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from verifier.audit import DEFAULT_FAIL_ON, check_fail_on
+from verifier.endpoint import DEFAULT_MAX_QUERIES, DEFAULT_TIMEOUT, EndpointSpec, headers_from
 from verifier.errors import InputError
 from verifier.inversion import Progress
+from verifier.io_spec import parse_range
 
 #: The file a bare `verifier audit` reads from the working directory.
 DEFAULT_NAME = "verifier.toml"
@@ -37,6 +46,7 @@ DEFAULT_NAME = "verifier.toml"
 FINGERPRINT_OPTIONS = ("method", "recipe", "seeds", "size", "degradation", "sigma", "fpr", "threads")
 _AUDIT_KEYS = {"suspects", "fail_on", "json", "html", "cache", "jobs", "threads"}
 _OWNER_KEYS = {"fingerprint", "model", "references", *FINGERPRINT_OPTIONS}
+_ENDPOINT_KEYS = {"name", "url", "model", "headers", "max_queries", "timeout", "layout", "range"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class AuditConfig:
 
     owners: tuple[OwnerSpec, ...] = ()
     suspects: tuple[Path, ...] = ()
+    endpoints: tuple[EndpointSpec, ...] = ()
     fail_on: tuple[str, ...] = DEFAULT_FAIL_ON
     json: Path | None = None
     html: Path | None = None
@@ -93,6 +104,31 @@ def _integer(value, name: str, path: Path) -> int | None:
     return value
 
 
+def _endpoint(entry: dict, path: Path) -> EndpointSpec:
+    """One [[endpoints]] entry, checked as `verify --endpoint` checks its options."""
+    where = f"{path}: [[endpoints]] {entry.get('name') or entry.get('url') or ''}".rstrip()
+    _check_keys(entry, _ENDPOINT_KEYS, "[[endpoints]]", path)
+    for name in ("url", "model", "name", "layout", "range"):
+        if name in entry and not isinstance(entry[name], str):
+            raise InputError(f"{where}: '{name}' must be a string")
+    if "url" not in entry:
+        raise InputError(f"{path}: every [[endpoints]] entry needs 'url'")
+    headers = entry.get("headers", {})
+    if not isinstance(headers, dict):
+        raise InputError(f"{where}: 'headers' must be a table, e.g. headers = {{ Authorization = \"Bearer ...\" }}")
+    timeout = entry.get("timeout", DEFAULT_TIMEOUT)
+    try:
+        return EndpointSpec.parse(entry["url"], entry.get("model"), name=entry.get("name"),
+                                  headers=headers_from(headers, where),
+                                  max_queries=_integer(entry.get("max_queries"), "max_queries", path)
+                                  or DEFAULT_MAX_QUERIES,
+                                  timeout=timeout, layout=entry.get("layout"),
+                                  value_range=parse_range(entry["range"]) if "range" in entry else None)
+    except InputError as exc:
+        message = str(exc)
+        raise InputError(message if message.startswith(str(path)) else f"{where}: {message}") from None
+
+
 def load(path: Path) -> AuditConfig:
     """Read and check a config file; any problem is a one-line InputError naming the file."""
     try:
@@ -102,7 +138,7 @@ def load(path: Path) -> AuditConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid TOML ({exc})") from exc
     folder = Path(path).parent
-    _check_keys(data, {"audit", "owners"}, "the top level", path)
+    _check_keys(data, {"audit", "owners", "endpoints"}, "the top level", path)
     audit = data.get("audit", {})
     _check_keys(audit, _AUDIT_KEYS, "[audit]", path)
     owners = []
@@ -118,6 +154,10 @@ def load(path: Path) -> AuditConfig:
     fail_on = check_fail_on([fail_on] if isinstance(fail_on, str) else fail_on)
     single = {name: _paths(audit[name], name, folder, path)[0] if name in audit else None
               for name in ("json", "html", "cache")}
+    entries = data.get("endpoints", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise InputError(f"{path}: 'endpoints' must be [[endpoints]] tables")
     return AuditConfig(owners=tuple(owners), suspects=_paths(audit.get("suspects", []), "suspects", folder, path),
+                       endpoints=tuple(_endpoint(entry, path) for entry in entries),
                        fail_on=fail_on, jobs=_integer(audit.get("jobs"), "jobs", path),
                        threads=_integer(audit.get("threads"), "threads", path), **single)

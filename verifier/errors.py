@@ -39,6 +39,15 @@ class InputError(VerifierError):
     """An array handed to a model has the wrong shape, type or values."""
 
 
+class EndpointError(VerifierError):
+    """An inference endpoint cannot be reached, refuses a request, or answers something that is not the image
+    it was asked for (wrong shape, non-finite values, not JSON)."""
+
+
+class QueryBudgetError(EndpointError):
+    """Verifying would send an endpoint more inference requests than the user allowed (--max-queries)."""
+
+
 def first_line(exc: BaseException | str, limit: int = 200) -> str:
     """The reason an exception (or its message, as :mod:`exporters.isolated` passes it on) gives, on one line.
 

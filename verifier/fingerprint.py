@@ -20,6 +20,7 @@ from verifier.errors import InputError
 from verifier.inversion import CriticalImages, Progress, Recipe, critical_images
 from verifier.methods import MethodName, Probes, get_method, make_probes, start_images
 from verifier.model import Model
+from verifier.suspect import Suspect
 from verifier.weights import EMPTY_SKETCH, WeightSketch, sketch
 
 #: Default number of critical images (seeds) per fingerprint.
@@ -81,12 +82,12 @@ class Fingerprint:
         return make_probes(self.critical, self.starts, self.settings.degradation)
 
 
-def io_summary(model: Model) -> dict:
+def io_summary(model: Suspect) -> dict:
     """The I/O facts a suspect must share with the owner to be compared."""
     return {"channels": model.io.channels, "out_channels": model.io.out_channels, "scale": model.io.scale}
 
 
-def check_comparable(owner: dict, suspect: Model, label: str = "suspect") -> None:
+def check_comparable(owner: dict, suspect: Suspect, label: str = "suspect") -> None:
     """Refuse a model whose channels or scale differ from the owner's."""
     got = io_summary(suspect)
     for key, value in got.items():
@@ -95,9 +96,10 @@ def check_comparable(owner: dict, suspect: Model, label: str = "suspect") -> Non
                              "they cannot be compared")
 
 
-def evidence(fingerprint: Fingerprint, suspect: Model, progress: Progress | None = None) -> np.ndarray:
-    """The suspect's side of the comparison (its residuals on the owner's probes for ``response``, its own
-    critical images for ``paper``).
+def evidence(fingerprint: Fingerprint, suspect: Suspect, progress: Progress | None = None) -> np.ndarray:
+    """The suspect's side of the comparison: its residuals on the owner's probes (``response``) or its
+    own critical images (``paper``, which inverts the suspect: only a model held as a file has the
+    gradients that takes).
 
     Kept apart from :func:`score_evidence` because it is the only expensive part, so an audit can
     cache it per suspect and settings and show it in a report.
@@ -111,7 +113,7 @@ def score_evidence(fingerprint: Fingerprint, suspect_evidence: np.ndarray) -> fl
     return get_method(fingerprint.settings.method).score(fingerprint, suspect_evidence)
 
 
-def score(fingerprint: Fingerprint, suspect: Model, progress: Progress | None = None) -> float:
+def score(fingerprint: Fingerprint, suspect: Suspect, progress: Progress | None = None) -> float:
     """The method's similarity of `suspect` to the fingerprint's owner."""
     return score_evidence(fingerprint, evidence(fingerprint, suspect, progress))
 

@@ -92,7 +92,9 @@ def _layout_from_graph(model: onnx.ModelProto, name: str) -> Layout | None:
     return None
 
 
-def _layout_from_dims(dims: list[int | None]) -> Layout | None:
+def layout_from_dims(dims: list[int | None]) -> Layout | None:
+    """NCHW or NHWC when exactly one of the channel positions holds a small static dim (None: unknown or both)."""
+
     def small(d: int | None) -> bool:
         return d is not None and d <= 4
 
@@ -133,7 +135,7 @@ def describe(
     if layout is None:
         candidates = (
             ("metadata", meta.get(META_LAYOUT)),
-            ("shape", _layout_from_dims(dims)),
+            ("shape", layout_from_dims(dims)),
             ("graph", _layout_from_graph(model, image.name)),
             ("default", "NCHW"),
         )

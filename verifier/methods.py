@@ -31,10 +31,12 @@ import numpy as np
 
 from verifier.calibration import Calibration, MeasuredNull, measured_null
 from verifier.degradation import Degradation, degrade
+from verifier.errors import InputError
 from verifier.evidence import Evidence
 from verifier.features import chi_square, colour_histogram, lgp_histogram
 from verifier.inversion import CriticalImages, Progress, critical_images, initial_image
 from verifier.model import Model
+from verifier.suspect import Suspect
 
 if TYPE_CHECKING:
     from verifier.fingerprint import Fingerprint, Settings
@@ -65,9 +67,9 @@ def make_probes(critical: np.ndarray, starts: np.ndarray, degradation: Degradati
     return Probes(targets=targets, inputs=degrade(degradation, targets))
 
 
-def residuals(model: Model, probes: Probes) -> np.ndarray:
+def residuals(model: Suspect, probes: Probes) -> np.ndarray:
     """model(input) - target for every probe (one image per call: some models fix the batch to 1; a model with
-    a fixed image size gets each probe on its own canvas, see :meth:`Model.restore`)."""
+    a fixed image size gets each probe on its own canvas, see :func:`~verifier.suspect.restore_on_canvas`)."""
     return np.stack([model.restore(image[None])[0] for image in probes.inputs]) - probes.targets
 
 
@@ -151,7 +153,7 @@ class Method(Protocol):
                    progress: Progress | None) -> OwnerSide:
         """The owner's stored evidence and the null, each reference scored as a suspect would be."""
 
-    def suspect_evidence(self, fingerprint: Fingerprint, suspect: Model, progress: Progress | None) -> np.ndarray:
+    def suspect_evidence(self, fingerprint: Fingerprint, suspect: Suspect, progress: Progress | None) -> np.ndarray:
         """What the suspect produces for the comparison: the only expensive step of a verification."""
 
     def score(self, fingerprint: Fingerprint, evidence: np.ndarray) -> float:
@@ -182,7 +184,7 @@ class Response:
         null = [response_score(own, others[j], np.delete(others, j, axis=0)) for j in range(len(others))]
         return OwnerSide(own.astype(np.float32), others, null)
 
-    def suspect_evidence(self, fingerprint: Fingerprint, suspect: Model, progress: Progress | None) -> np.ndarray:
+    def suspect_evidence(self, fingerprint: Fingerprint, suspect: Suspect, progress: Progress | None) -> np.ndarray:
         if progress:
             progress(f"running the suspect on {len(fingerprint.residuals)} probes")
         return residuals(suspect, fingerprint.probes)
@@ -212,7 +214,10 @@ class Paper:
         empty = np.zeros((0,), np.float32)
         return OwnerSide(empty, empty, null)
 
-    def suspect_evidence(self, fingerprint: Fingerprint, suspect: Model, progress: Progress | None) -> np.ndarray:
+    def suspect_evidence(self, fingerprint: Fingerprint, suspect: Suspect, progress: Progress | None) -> np.ndarray:
+        if not isinstance(suspect, Model):
+            raise InputError("the fingerprint was made with --method paper, which inverts the suspect and needs its "
+                             "gradients; a suspect known only by its outputs needs a --method response fingerprint")
         return _critical(suspect, fingerprint.settings, progress)
 
     def score(self, fingerprint: Fingerprint, evidence: np.ndarray) -> float:

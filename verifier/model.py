@@ -23,6 +23,7 @@ from verifier.objective import LOSS, MODEL_IN, VARIABLE, Objective, before_graph
 from verifier.onnx_file import ModelSource, read_onnx
 from verifier.runtime import Session, make_session
 from verifier.specialise import StaticModel, nchw, specialise
+from verifier.suspect import restore_on_canvas
 
 _VJP = vjp_objective()
 #: Ops whose fused onnxruntime kernels are machine-dependent (see make_session's `exact`).
@@ -73,23 +74,9 @@ class Model:
         return check_finite("its output", y)
 
     def restore(self, x: np.ndarray) -> np.ndarray:
-        """f(x) for images of any size up to a fixed-size model's canvas.
-
-        A model exported with a fixed input size (a TFLite file made for 720x480 frames) cannot
-        take a probe of another size: the probe is mirrored out to the canvas (symmetric padding
-        right and below, so the probe's pixels keep their place), run, and the output cropped to
-        the probe's own area.  Other models run the image as it is.
-        """
-        fixed = (self.io.height, self.io.width)
-        height, width = x.shape[2:]
-        if all(f is None or f == got for f, got in zip(fixed, (height, width), strict=True)):
-            return self.run(x)
-        canvas = [f if f is not None else got for f, got in zip(fixed, (height, width), strict=True)]
-        if canvas[0] < height or canvas[1] < width:
-            raise InputError(f"model needs {fixed[0]}x{fixed[1]} images; a {height}x{width} probe does not fit")
-        padded = np.pad(x, ((0, 0), (0, 0), (0, canvas[0] - height), (0, canvas[1] - width)), mode="symmetric")
-        scale = self.io.scale
-        return self.run(padded)[:, :, : height * scale, : width * scale]
+        """f(x) for images of any size up to a fixed-size model's canvas (see
+        :func:`~verifier.suspect.restore_on_canvas`); other models run the image as it is."""
+        return restore_on_canvas(self.run, self.io, x)
 
     # -- gradients ------------------------------------------------------------------
     def static(self, input_shape: tuple[int, int, int, int]) -> StaticModel:

@@ -182,6 +182,10 @@ def _pairs_table(row: AuditRow) -> str:
 def _section(index: int, row: AuditRow, owners: dict[str, Owner], cache: Cache | None) -> str:
     best = row.best
     facts = [f"format {html.escape(row.format or '?')}", f"{row.seconds:.1f} s"]
+    if row.endpoint is not None:  # behaviour only: say so, with what questioning the endpoint cost
+        facts[1:1] = [f"endpoint <code>{html.escape(row.endpoint['url'])}</code>",
+                      f"{row.endpoint.get('queries', 0)} queries (budget {row.endpoint['max_queries']})",
+                      "weights not available"]
     if best:
         facts[1:1] = [f"best owner <b>{html.escape(best.owner)}</b>", f"score {_fmt(best.score, '.3f')}",
                       f"threshold {_fmt(best.threshold, '.3f')}", f"p-value {_p(best.p_value)}"]

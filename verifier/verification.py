@@ -1,6 +1,7 @@
 """The suspect side: run a fingerprint's recorded procedure on a suspect and decide.
 
-`verify` gathers the evidence a suspect allows (weights when it is a file, behaviour always),
+`verify` gathers the evidence a suspect allows (weights when it is a file, behaviour always: a
+:class:`~verifier.suspect.Suspect` known only by its outputs, such as an inference endpoint, gets behaviour alone),
 and returns a :class:`Verdict` holding every piece with its p-value and which one decided
 (see :mod:`verifier.evidence`).  `compare` puts two fingerprints side by side without any
 model: their weight sketches give lineage evidence, their critical images the ``paper``
@@ -22,7 +23,7 @@ from verifier.fingerprint import Fingerprint, evidence, score_evidence
 from verifier.inversion import Progress
 from verifier.methods import evidence as behaviour_evidence
 from verifier.methods import get_method, histogram_distance
-from verifier.model import Model
+from verifier.suspect import Suspect
 from verifier.weights import WeightSketch
 
 
@@ -77,12 +78,12 @@ def _verdict(pieces: list[Evidence], fpr: float, started: float) -> Verdict:
                    fpr=fpr, seconds=round(time.perf_counter() - started, 3))
 
 
-def suspect_sketch(suspect: Model) -> WeightSketch | None:
+def suspect_sketch(suspect: Suspect) -> WeightSketch | None:
     """The suspect's weight sketch, or None when only its outputs are known."""
     return weights.sketch(suspect.original) if suspect.original is not None else None
 
 
-def verify(fingerprint: Fingerprint, suspect: Model, progress: Progress | None = None) -> Verdict:
+def verify(fingerprint: Fingerprint, suspect: Suspect, progress: Progress | None = None) -> Verdict:
     """Gather the evidence `suspect` allows and decide at the fingerprint's calibrated false-positive rate."""
     started = time.perf_counter()
     return judge(fingerprint, evidence(fingerprint, suspect, progress), started, suspect_sketch(suspect))

@@ -174,6 +174,23 @@ def test_verify_behaviour_alone_is_similar_exit_3(tmp_path: Path):
     assert copy.stdout.startswith("similar (similar behaviour, lineage not shown)")
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    ((), "give either SUSPECT or --endpoint URL"),
+    (("SUSPECT", "--endpoint", "http://127.0.0.1:9"), "give either SUSPECT or --endpoint URL, not both"),
+    (("SUSPECT", "--model", "m"), "--model, --header, --max-queries and --timeout go with --endpoint"),
+    (("--endpoint", "ftp://host/v2/models/m"), "endpoint URL must be http:// or https://"),
+    (("--endpoint", "http://host"), "name the model: --model NAME"),
+    (("--endpoint", "http://host", "--model", "m", "--header", "no colon"), "--header must be 'Name: value'"),
+])
+def test_verify_endpoint_options_are_one_line(fingerprinted: dict[str, Path], args: tuple[str, ...], message: str):
+    """Exactly one of SUSPECT and --endpoint; the endpoint's options are checked before any request is sent."""
+    args = tuple(str(fingerprinted["owner"]) if arg == "SUSPECT" else arg for arg in args)
+    result = _invoke("verify", str(fingerprinted["fp"]), *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == f"verifier: error: {message}" or (
+        len(result.stderr.strip().splitlines()) == 1 and message in result.stderr), result.stderr
+
+
 def test_compare(fingerprinted: dict[str, Path]):
     result = _invoke("compare", str(fingerprinted["fp"]), str(fingerprinted["fp"]), "--json")
     assert result.exit_code == 0, result.output

@@ -53,6 +53,16 @@ def test_bare_audit_reads_verifier_toml(audited, trained_models: dict[str, Path]
     (_toml(**{"[audit]": "fail_on = ['sometimes']"}), "unknown --fail-on value(s) sometimes"),
     (_toml(**{"[audit]": "jobs = 0"}), "'jobs' must be a positive integer"),
     ("[audit\n", "not valid TOML"),
+    (_toml(**{"[[endpoints]]": "model = 'm'"}), "every [[endpoints]] entry needs 'url'"),
+    (_toml(**{"[[endpoints]]": "url = 'http://h/v2/models/m'\nretries = 3"}),
+     "unknown key(s) retries in [[endpoints]]"),
+    (_toml(**{"[[endpoints]]": "url = 'ftp://h/v2/models/m'"}), "must be http:// or https://"),
+    (_toml(**{"[[endpoints]]": "url = 'http://h/v2/models/m'\nheaders = { A = '${VERIFIER_UNSET_TOKEN}' }"}),
+     "uses ${VERIFIER_UNSET_TOKEN}, which is not set in the environment"),
+    (_toml(**{"[[endpoints]]": "url = 'http://h/v2/models/m'\nheaders = 'Bearer x'"}), "'headers' must be a table"),
+    (_toml(**{"[[endpoints]]": "url = 'http://h/v2/models/m'\nmax_queries = 0"}),
+     "'max_queries' must be a positive integer"),
+    (_toml(**{"[[endpoints]]": "url = 'http://h/v2/models/m'\nrange = '1,0'"}), "lo < hi"),
 ])
 def test_bad_config_is_one_line(tmp_path: Path, text: str, message: str):
     path = tmp_path / "verifier.toml"
@@ -71,3 +81,19 @@ def test_paths_are_relative_to_the_file(tmp_path: Path):
     assert loaded.suspects == (tmp_path / "sub" / "models",)
     assert loaded.owners[0].fingerprint == tmp_path / "sub" / "a.vfp" and loaded.owners[0].options == {"seeds": 2}
     assert loaded.fail_on == ("derived", "error")  # the documented default
+
+
+def test_endpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """[[endpoints]]: suspects behind a KServe v2 URL; tokens come from the environment, not the file."""
+    monkeypatch.setenv("VENDOR_TOKEN", "s3cret")
+    path = tmp_path / "verifier.toml"
+    path.write_text('[[owners]]\nfingerprint = "a.vfp"\n\n'
+                    '[[endpoints]]\nurl = "https://vendor.example/v2/models/denoiser"\n'
+                    'headers = { Authorization = "Bearer ${VENDOR_TOKEN}" }\nmax_queries = 50\n\n'
+                    '[[endpoints]]\nname = "sr"\nurl = "http://127.0.0.1:8080"\nmodel = "x2"\ntimeout = 5\n'
+                    'layout = "NHWC"\nrange = "0,255"\n')
+    first, second = config.load(path).endpoints
+    assert (first.name, first.model, first.max_queries) == ("denoiser", "denoiser", 50)
+    assert first.headers == (("Authorization", "Bearer s3cret"),) and "s3cret" not in json.dumps(first.to_dict())
+    assert (second.name, second.url, second.timeout) == ("sr", "http://127.0.0.1:8080/v2/models/x2", 5.0)
+    assert (second.layout, second.value_range) == ("NHWC", (0.0, 255.0))
