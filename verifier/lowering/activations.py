@@ -128,3 +128,7 @@ def thresholded_relu(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     x = node.input[0]
     above = ctx.emit("Greater", [x, ctx.const(attr(node, "alpha", 1.0), "alpha")])
     ctx.emit("Where", [above, x, ctx.const(0.0, "zero")], out=node.output[0])
+
+
+#: This module's rules, listed in verifier.lowering.RULES.
+RULES = (prelu, elu, selu, celu, hard_sigmoid, hard_swish, softplus, softsign, mish, gelu, thresholded_relu)

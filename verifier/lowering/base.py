@@ -1,8 +1,9 @@
-"""The lowering interface: a registry of rules and the context they build nodes with."""
+"""The lowering interface: rules, the table they are listed in, and the context they build nodes with."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -14,24 +15,40 @@ from verifier.specialise import StaticModel, specialise
 
 #: A rule emits replacement nodes through the context; returning False keeps the node.
 Rule = Callable[[onnx.NodeProto, "LoweringContext"], bool | None]
-_RULES: dict[str, Rule] = {}
 _MAX_ROUNDS = 8
 
 
-def lowers(*op_types: str) -> Callable[[Rule], Rule]:
-    """Register a rule for the given default-domain op types."""
+@dataclass(frozen=True)
+class LoweringRule:
+    """A rule and the default-domain op types it rewrites."""
 
-    def register(rule: Rule) -> Rule:
-        for op in op_types:
-            _RULES[op] = rule
-        return rule
+    op_types: tuple[str, ...]
+    apply: Rule
 
-    return register
+    def __call__(self, node: onnx.NodeProto, ctx: LoweringContext) -> bool | None:
+        return self.apply(node, ctx)
 
 
-def lowerable_ops() -> frozenset[str]:
-    """Op types that some rule may rewrite."""
-    return frozenset(_RULES)
+def lowers(*op_types: str) -> Callable[[Rule], LoweringRule]:
+    """Mark a function as the rule for `op_types`; a topic module lists its rules in its RULES tuple."""
+
+    def mark(rule: Rule) -> LoweringRule:
+        return LoweringRule(op_types, rule)
+
+    return mark
+
+
+def rule_table(rules: Iterable[LoweringRule]) -> dict[str, LoweringRule]:
+    """Op type -> its rule.  Two rules for one op type are refused: with registration by import, the later
+    one silently replaced the earlier."""
+    table: dict[str, LoweringRule] = {}
+    for rule in rules:
+        for op in rule.op_types:
+            if op in table:
+                raise ValueError(f"two lowering rules for {op}: {table[op].apply.__qualname__} and "
+                                 f"{rule.apply.__qualname__}")
+            table[op] = rule
+    return table
 
 
 def attr(node: onnx.NodeProto, name: str, default=None):
@@ -139,8 +156,8 @@ class LoweringContext:
         return self.reshape(x, [d if d != -1 else self.shape(x)[0] for d in view])
 
 
-def lower(static: StaticModel) -> StaticModel:
-    """Apply all rules (and input de-duplication) until the graph no longer changes.
+def lower(static: StaticModel, rules: Mapping[str, LoweringRule]) -> StaticModel:
+    """Apply `rules` (and input de-duplication) until the graph no longer changes.
 
     After a round that changed the graph it is specialised again, so rules in the
     next round see the static shapes of tensors that the previous round created.
@@ -153,7 +170,7 @@ def lower(static: StaticModel) -> StaticModel:
         nodes: list[onnx.NodeProto] = []
         changed = False
         for node in model.graph.node:
-            rule = _RULES.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+            rule = rules.get(node.op_type) if node.domain in ("", "ai.onnx") else None
             ctx.emitted = []
             if rule is not None and rule(node, ctx) is not False:
                 nodes.extend(ctx.emitted)

@@ -93,3 +93,7 @@ def dropout(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     if len(node.output) > 1 and _used(node.output[1], ctx):
         raise UnsupportedModelError(f"{node_label(node)} uses its mask output")
     ctx.emit("Identity", [node.input[0]], out=node.output[0])
+
+
+#: This module's rules, listed in verifier.lowering.RULES.
+RULES = (batch_norm, instance_norm, group_norm, layer_norm, dropout)

@@ -92,3 +92,7 @@ def pad(node: onnx.NodeProto, ctx: LoweringContext) -> bool:
         x = ctx.emit("Gather", [x, ctx.const(where, "pad_index", np.int64)],
                      out=node.output[0] if last else None, axis=axis)
     return True
+
+
+#: This module's rules, listed in verifier.lowering.RULES.
+RULES = (explicit_pads, pad)

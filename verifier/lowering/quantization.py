@@ -59,3 +59,7 @@ def quantized_operator(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     """Fused integer kernels have no float form to differentiate."""
     raise GradientUnavailableError(
         f"{node_label(node)} is a fused quantised kernel with no gradient; quantise in QDQ format instead")
+
+
+#: This module's rules, listed in verifier.lowering.RULES.
+RULES = (fake_quantize, quantized_operator)

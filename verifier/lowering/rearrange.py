@@ -32,3 +32,7 @@ def space_to_depth(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     split = ctx.reshape(node.input[0], [n, c, h // b, b, w // b, b])
     moved = ctx.transpose(split, [0, 3, 5, 1, 2, 4])
     ctx.reshape(moved, [n, c * b * b, h // b, w // b], out=node.output[0])
+
+
+#: This module's rules, listed in verifier.lowering.RULES.
+RULES = (depth_to_space, space_to_depth)

@@ -134,3 +134,7 @@ def einsum(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     joined = batch + left + right
     result = ctx.reshape(ctx.emit("MatMul", [a, b]), [sizes[label] for label in joined])
     ctx.transpose(result, [joined.index(label) for label in out_labels], out=node.output[0])
+
+
+#: This module's rules, listed in verifier.lowering.RULES.
+RULES = (variadic_sum, reduce_extreme, reduce_sum_square, einsum)

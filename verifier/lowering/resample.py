@@ -178,3 +178,7 @@ def conv_transpose(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     positive = [max(b, 0) for b, _ in conv_pads] + [max(e, 0) for _, e in conv_pads]
     ctx.emit("Conv", inputs, out=node.output[0], pads=positive, dilations=dilations, group=group,
              kernel_shape=[kh, kw], strides=[1, 1])
+
+
+#: This module's rules, listed in verifier.lowering.RULES.
+RULES = (resize, conv_transpose)

@@ -23,3 +23,7 @@ def inline_if(node: onnx.NodeProto, ctx: LoweringContext) -> None:
     ctx.emitted.extend(branch.node)
     for inner, outer in zip(branch.output, node.output, strict=True):
         ctx.emit("Identity", [inner.name], out=outer)
+
+
+#: This module's rules, listed in verifier.lowering.RULES.
+RULES = (inline_if,)
