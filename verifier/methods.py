@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 MethodName = Literal["response", "paper"]
 METHODS: tuple[MethodName, ...] = ("response", "paper")
 _MAX_CORRELATION = 0.999999
+#: Relative size below which a QR diagonal entry counts as rounding error (a control adding no direction).
+_RANK_TOLERANCE = 1e-9
+#: Relative norm below which what a regression leaves of float32 residuals is rounding error.
+_EXPLAINED = 1e-6
 #: Floor on the spread (in null standard deviations) of the scores real independent models reach.
 MIN_STRONG_NULL_STD = 1.0
 
@@ -74,15 +78,32 @@ def residuals(model: Suspect, probes: Probes) -> np.ndarray:
 
 
 def partial_correlation(a: np.ndarray, b: np.ndarray, controls: np.ndarray) -> float:
-    """Correlation of `a` and `b` after regressing both on `controls` (n, ...) and a constant."""
+    """Correlation of `a` and `b` after regressing both on `controls` (n, ...) and a constant.
+
+    Degenerate inputs (found by property tests) give 0, not noise: a control that is constant or a
+    combination of the others (two identical reference models) adds no direction to remove, so its
+    spurious QR column is dropped; and what the controls explain entirely (a residual that is a constant,
+    or a reference's own) leaves only rounding error, which is not correlated with anything.
+    """
     design = np.concatenate([np.ones((a.size, 1)), controls.reshape(len(controls), -1).T.astype(np.float64)], axis=1)
-    basis, _ = np.linalg.qr(design)
+    basis, triangle = np.linalg.qr(design)
+    diagonal = np.abs(np.diag(triangle))
+    keep = diagonal > _RANK_TOLERANCE * max(float(diagonal.max()), 1.0)
+    if not keep.all():  # only then: a copy would change the floating-point summation order of every score
+        basis = basis[:, keep]
     a = a.ravel().astype(np.float64)
     b = b.ravel().astype(np.float64)
-    a = a - basis @ (basis.T @ a)
-    b = b - basis @ (basis.T @ b)
-    denominator = math.sqrt(float(a @ a) * float(b @ b))
-    return float(a @ b) / denominator if denominator > 0 else 0.0
+    a_left = a - basis @ (basis.T @ a)
+    b_left = b - basis @ (basis.T @ b)
+    if not (_left_over(a_left, a) and _left_over(b_left, b)):
+        return 0.0
+    denominator = math.sqrt(float(a_left @ a_left) * float(b_left @ b_left))
+    return float(a_left @ b_left) / denominator if denominator > 0 else 0.0
+
+
+def _left_over(residual: np.ndarray, original: np.ndarray) -> bool:
+    """Whether a regression left more than (float32) rounding error of `original`."""
+    return float(residual @ residual) > _EXPLAINED**2 * max(float(original @ original), 1e-300)
 
 
 def response_score(owner: np.ndarray, suspect: np.ndarray, references: np.ndarray) -> float:
