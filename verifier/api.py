@@ -23,7 +23,7 @@ import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from verifier.audit import AuditResult, AuditRow, load_owners, run
+from verifier.audit import AuditResult, AuditRow, Engine, load_owners, run
 from verifier.audit_cache import default_cache_dir
 from verifier.calibration import DEFAULT_FPR
 from verifier.degradation import Kind, default_degradation
@@ -127,17 +127,20 @@ def load_any(path: str | Path, *, layout: Layout | None = None, value_range: tup
 def audit(owners: Sequence[str | Path], suspects: Sequence[str | Path], *, cache: str | Path | None = None,
           jobs: int | None = None, threads: int | None = None,
           on_row: Callable[[AuditRow, int, int], None] | None = None,
-          endpoints: Sequence[EndpointSpec] = ()) -> AuditResult:
+          endpoints: Sequence[EndpointSpec] = (), engine: Engine = "local",
+          address: str | None = None) -> AuditResult:
     """Audit suspect files and folders (any supported format) against owner fingerprint files (``verifier audit``).
 
     `cache`: where exports and suspects' evidence are kept between runs (default ~/.cache/verifier);
     `jobs`, `threads`: worker processes and threads per worker (default: fill the cores);
     `on_row(row, done, total)` is called as each suspect finishes; `endpoints`
-    (:meth:`EndpointSpec.parse <verifier.endpoint.EndpointSpec.parse>`) are audited after the files, one row each.
+    (:meth:`EndpointSpec.parse <verifier.endpoint.EndpointSpec.parse>`) are audited after the files, one row each;
+    `engine`: ``local`` worker processes, or ``ray`` tasks (the ray extra; `address`: the cluster, default
+    $RAY_ADDRESS or a local instance; a Ray connection this process already made is used as it is).
     """
     return run(load_owners([Path(path) for path in owners]), [Path(path) for path in suspects],
                Path(cache) if cache is not None else default_cache_dir(), jobs=jobs, threads=threads, on_row=on_row,
-               endpoints=endpoints)
+               endpoints=endpoints, engine=engine, address=address)
 
 
 def _make_callable(module_name: str, function: Callable) -> None:

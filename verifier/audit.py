@@ -40,11 +40,17 @@ from verifier.fingerprint import Fingerprint
 from verifier.methods import get_method
 from verifier.weights import WeightSketch
 
+#: What an audit runs: a file (path, display name) or an endpoint.
+AuditInput = tuple[Path, str] | EndpointSpec
+
 Outcome = Literal["derived", "similar", "independent", "incomparable", "error"]
 #: What `--fail-on` can name; "independent" also covers suspects no owner can be compared with.
 FAIL_ON = ("derived", "similar", "independent", "error", "never")
 #: The default gate: a model derived from an owner's, or a file that could not be audited, fails it.
 DEFAULT_FAIL_ON = ("derived", "error")
+Engine = Literal["local", "ray"]
+#: Where suspects run: ``local`` processes on this machine, or ``ray`` tasks on a Ray cluster (the ray extra).
+ENGINES: tuple[Engine, ...] = ("local", "ray")
 _FRAMEWORK_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                "TF_NUM_INTRAOP_THREADS")
 
@@ -125,6 +131,7 @@ class AuditResult:
     threads: int
     cache: str | None
     seconds: float
+    engine: Engine = "local"
 
     def counts(self) -> dict[str, int]:
         """Number of suspects per verdict."""
@@ -243,7 +250,7 @@ def discover(inputs: Sequence[Path]) -> tuple[list[tuple[Path, str]], list[str]]
 # -- one suspect (runs in a worker) ------------------------------------------------------
 
 @dataclass
-class _Worker:
+class Worker:
     """What a worker process keeps between suspects: the owners (probes computed once) and the cache."""
 
     owners: tuple[Owner, ...]
@@ -265,7 +272,7 @@ class _Worker:
                            error=f"internal error: {type(exc).__name__}: {first_line(exc)}")
         return dataclasses.replace(row, seconds=round(time.perf_counter() - started, 3))
 
-    def audit_one(self, suspect: tuple[Path, str] | EndpointSpec) -> AuditRow:
+    def audit_one(self, suspect: AuditInput) -> AuditRow:
         """A file (path, display name) or an endpoint."""
         return self.audit_endpoint(suspect) if isinstance(suspect, EndpointSpec) else self.audit(*suspect)
 
@@ -380,21 +387,29 @@ def _row_verdict(pairs: Sequence[PairResult]) -> Outcome:
                 if outcome in verdicts)
 
 
-_WORKER: _Worker | None = None
+_WORKER: Worker | None = None
+
+
+def prepare_worker_process(threads: int) -> None:
+    """Cap every framework's threads at `threads` and send this process's stdout to stderr.  Called where a
+    worker starts (a local pool's initialiser, a Ray task), before any framework is imported there: frameworks
+    size their pools from the machine, not from the worker's share of it, and print from native code, while the
+    parent's stdout may carry --json."""
+    for variable in _FRAMEWORK_THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.dup2(2, 1)
 
 
 def _start_worker(owner_paths: list[Path], cache_root: Path, threads: int) -> None:
     """Worker process initialiser: cap every framework's threads, keep stdout clean, load the owners once."""
     global _WORKER
-    for variable in _FRAMEWORK_THREAD_VARIABLES:
-        os.environ[variable] = str(threads)
-    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    os.dup2(2, 1)  # frameworks print from native code; the parent's stdout may carry --json
-    _WORKER = _Worker(load_owners(owner_paths), Cache(cache_root), threads)
+    prepare_worker_process(threads)
+    _WORKER = Worker(load_owners(owner_paths), Cache(cache_root), threads)
 
 
-def _audit_in_worker(suspect: tuple[Path, str] | EndpointSpec) -> AuditRow:
+def _audit_in_worker(suspect: AuditInput) -> AuditRow:
     assert _WORKER is not None, "worker not initialised"
     return _WORKER.audit_one(suspect)
 
@@ -408,18 +423,25 @@ def available_cores() -> int:
 
 def run(owners: tuple[Owner, ...], inputs: Sequence[Path], cache_root: Path, jobs: int | None = None,
         threads: int | None = None, on_row: Callable[[AuditRow, int, int], None] | None = None,
-        on_start: Callable[[int], None] | None = None, endpoints: Sequence[EndpointSpec] = ()) -> AuditResult:
+        on_start: Callable[[int], None] | None = None, endpoints: Sequence[EndpointSpec] = (),
+        engine: Engine = "local", address: str | None = None) -> AuditResult:
     """Audit every suspect in `inputs`, then every endpoint in `endpoints`, against every owner.
 
     `jobs`: worker processes (default: as many as fit, ``cores // threads``); `threads`: onnxruntime
     and framework threads per worker (default: the largest thread count the owners recorded).
     `on_start(total)` is called once the suspects are known, `on_row(row, done, total)` as each finishes.
+    `engine`: ``local`` (a process pool on this machine) or ``ray`` (one Ray task per suspect, see
+    :mod:`verifier.audit_ray`; `address`: the cluster to join, default a local Ray instance or $RAY_ADDRESS).
     """
+    check_engine(engine, address)
+    if engine == "ray":
+        from verifier.audit_ray import import_ray
+
+        import_ray()  # without the extra, say so before any work
     started = time.perf_counter()
     files, skipped = discover(inputs) if inputs or not endpoints else ([], [])
-    suspects: list[tuple[Path, str] | EndpointSpec] = [*files, *endpoints]
+    suspects: list[AuditInput] = [*files, *endpoints]
     threads = threads or max(owner.fingerprint.settings.threads for owner in owners)
-    jobs = max(1, min(jobs or available_cores() // threads, len(suspects)))
     if on_start:
         on_start(len(suspects))
     rows: dict[int, AuditRow] = {}
@@ -429,28 +451,53 @@ def run(owners: tuple[Owner, ...], inputs: Sequence[Path], cache_root: Path, job
         if on_row:
             on_row(row, len(rows), len(suspects))
 
-    if jobs == 1:
-        worker = _Worker(owners, Cache(cache_root), threads)
-        for index, suspect in enumerate(suspects):
-            finished(index, worker.audit_one(suspect))
+    if engine == "ray":
+        from verifier.audit_ray import run_on_ray
+
+        jobs = run_on_ray(owners, suspects, cache_root, threads, jobs, finished, address)
     else:
-        context = multiprocessing.get_context("spawn")  # frameworks' threads do not survive fork
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                                                    initargs=([o.path for o in owners], cache_root, threads)) as pool:
-            futures = {pool.submit(_audit_in_worker, suspect): index for index, suspect in enumerate(suspects)}
-            for future in concurrent.futures.as_completed(futures):
-                index = futures[future]
-                try:
-                    row = future.result()
-                except Exception as exc:  # a worker killed by a native crash
-                    suspect = suspects[index]
-                    path, name = (suspect.url, suspect.name) if isinstance(suspect, EndpointSpec) else suspect
-                    row = AuditRow(path=str(path), name=name, verdict="error", seconds=0.0,
-                                   error=f"worker failed: {type(exc).__name__}: {first_line(exc)}")
-                finished(index, row)
+        jobs = max(1, min(jobs or available_cores() // threads, len(suspects)))
+        _run_local(owners, suspects, cache_root, threads, jobs, finished)
     return AuditResult(created=datetime.now(UTC).isoformat(timespec="seconds"), owners=owners,
                        rows=tuple(rows[index] for index in range(len(suspects))), skipped=tuple(skipped), jobs=jobs,
-                       threads=threads, cache=str(cache_root), seconds=round(time.perf_counter() - started, 3))
+                       threads=threads, cache=str(cache_root), seconds=round(time.perf_counter() - started, 3),
+                       engine=engine)
+
+
+def check_engine(engine: str, address: str | None) -> None:
+    """An engine from ENGINES; an address only for Ray."""
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    if address is not None and engine != "ray":
+        raise InputError("--address names a Ray cluster: it needs --engine ray")
+
+
+def worker_failed(suspect: AuditInput, exc: BaseException) -> AuditRow:
+    """The error row of a suspect whose worker died (a native crash, a lost node) or whose task failed."""
+    path, name = (suspect.url, suspect.name) if isinstance(suspect, EndpointSpec) else suspect
+    return AuditRow(path=str(path), name=name, verdict="error", seconds=0.0,
+                    error=f"worker failed: {type(exc).__name__}: {first_line(exc)}")
+
+
+def _run_local(owners: tuple[Owner, ...], suspects: Sequence[AuditInput], cache_root: Path, threads: int, jobs: int,
+               finished: Callable[[int, AuditRow], None]) -> None:
+    """The local engine: this process for one job, else a pool of `jobs` spawned worker processes."""
+    if jobs == 1:
+        worker = Worker(owners, Cache(cache_root), threads)
+        for index, suspect in enumerate(suspects):
+            finished(index, worker.audit_one(suspect))
+        return
+    context = multiprocessing.get_context("spawn")  # frameworks' threads do not survive fork
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                                                initargs=([o.path for o in owners], cache_root, threads)) as pool:
+        futures = {pool.submit(_audit_in_worker, suspect): index for index, suspect in enumerate(suspects)}
+        for future in concurrent.futures.as_completed(futures):
+            index = futures[future]
+            try:
+                row = future.result()
+            except Exception as exc:  # a worker killed by a native crash
+                row = worker_failed(suspects[index], exc)
+            finished(index, row)
 
 
 def table(result: AuditResult) -> str:
@@ -469,6 +516,7 @@ def table(result: AuditResult) -> str:
     text = ["  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
             for line in (header, *lines)]
     counts = ", ".join(f"{count} {outcome}" for outcome, count in result.counts().items())
+    workers = f"{result.jobs} Ray task(s) at once" if result.engine == "ray" else f"{result.jobs} worker(s)"
     text.append(f"{len(result.rows)} suspects against {len(result.owners)} owner(s): {counts} "
-                f"({result.seconds:.1f} s, {result.jobs} worker(s) x {result.threads} thread(s))")
+                f"({result.seconds:.1f} s, {workers} x {result.threads} thread(s))")
     return "\n".join(text)

@@ -7,7 +7,7 @@ grows whenever a field changes meaning or disappears; new optional fields do not
 so readers should ignore keys they do not know.
 
 Top level: ``schema`` ("verifier.audit"), ``schema_version``, ``tool`` (name, version),
-``created`` (ISO 8601 UTC), ``settings`` (jobs, threads, cache), ``owners`` (one per
+``created`` (ISO 8601 UTC), ``settings`` (jobs, threads, cache, engine: local or ray), ``owners`` (one per
 fingerprint: name, path, sha256 of the file, sha256 of the owner model, method, FPR,
 threshold), ``suspects`` (one per file: path, name, sha256, format, sha256 of the ONNX
 verified, the export record, verdict, best-matching owner with its score, threshold and
@@ -71,7 +71,8 @@ JSON_SCHEMA: dict = {
         "tool": _object({"name": {"const": "verifier"}, "version": {"type": "string"}}),
         "created": {"type": "string"},
         "settings": _object({"jobs": {"type": "integer"}, "threads": {"type": "integer"}, "cache": _TEXT,
-                             "seconds": {"type": "number"}}),
+                             "seconds": {"type": "number"}, "engine": {"enum": ["local", "ray"]}},
+                            ["cache", "jobs", "seconds", "threads"]),
         "owners": {"type": "array", "items": _OWNER},
         "suspects": {"type": "array", "items": _SUSPECT},
         "skipped": {"type": "array", "items": {"type": "string"}},
@@ -124,7 +125,7 @@ def to_dict(result: AuditResult, fail_on: tuple[str, ...]) -> dict:
         "tool": {"name": "verifier", "version": __version__},
         "created": result.created,
         "settings": {"jobs": result.jobs, "threads": result.threads, "cache": result.cache,
-                     "seconds": result.seconds},
+                     "seconds": result.seconds, "engine": result.engine},
         "owners": owners,
         "suspects": [_suspect(row) for row in result.rows],
         "skipped": list(result.skipped),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import click
 
 from verifier import __version__
-from verifier.audit import FAIL_ON, AuditRow
+from verifier.audit import ENGINES, FAIL_ON, AuditRow
 from verifier.calibration import DEFAULT_FPR
 from verifier.degradation import KINDS
 from verifier.endpoint import DEFAULT_MAX_QUERIES, DEFAULT_TIMEOUT
@@ -438,13 +438,21 @@ def compare(first: str, second: str, as_json: bool) -> None:
 @click.option("--cache", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Cache of exports and suspects' evidence (default: ~/.cache/verifier).")
 @click.option("--no-cache", is_flag=True, help="Use a temporary cache, removed afterwards.")
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="Where suspects run: local worker processes (default) or Ray tasks (the ray extra).")
+@click.option("--address", default=None,
+              help="Ray cluster to join with --engine ray (auto, HOST:PORT, ray://HOST:10001; "
+                   "default $RAY_ADDRESS, else a local Ray instance).")
 @signature_options
 def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, jobs, threads, cache, no_cache,
-          require_signature: bool, trusted_keys) -> None:
+          engine, address, require_signature: bool, trusted_keys) -> None:
     """Audit SUSPECTS (model files or folders, any supported format) against owner fingerprints.
 
     Inference endpoints are audited too when verifier.toml lists them ([[endpoints]]; behaviour only, every
     query counted) and no SUSPECTS are given on the command line.
+
+    With --engine ray every suspect is a Ray task (--jobs then caps the tasks in flight; default: Ray schedules
+    them all as CPUs free up); the rows are the local engine's.
 
     Prints one row per suspect (format, best-matching owner, score, p-value, verdict, time).
     Exit status: 0 when no suspect fails the --fail-on policy, 1 when one does, 2 when a file that
@@ -453,7 +461,7 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
     import tempfile
 
     from verifier import audit_json, config
-    from verifier.audit import check_fail_on, load_owners, run, table
+    from verifier.audit import check_engine, check_fail_on, load_owners, run, table
     from verifier.audit_cache import default_cache_dir
     from verifier.output import write_atomic
 
@@ -462,6 +470,9 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
         config_path = Path(config.DEFAULT_NAME)
     configured = config.load(config_path) if config_path else config.AuditConfig()
     fail_on = check_fail_on(fail_on or configured.fail_on)
+    engine = engine or configured.engine
+    address = address or (configured.address if engine == "ray" else None)  # --engine local drops the file's
+    check_engine(engine, address)
     loaded = load_owners(list(owners) or [spec.ensure(_progress) for spec in configured.owners])
     for owner in loaded:
         _check_signature(owner.fingerprint, owner.path, require_signature, trusted_keys)
@@ -489,7 +500,7 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
         result = run(loaded, list(suspects) or list(configured.suspects),
                      cache or configured.cache or default_cache_dir(), jobs=jobs or configured.jobs,
                      threads=threads or configured.threads, on_start=start, on_row=on_row,
-                     endpoints=() if suspects else configured.endpoints)
+                     endpoints=() if suspects else configured.endpoints, engine=engine, address=address)
         # A temporary cache is removed on exit: the JSON must not point to it (the HTML, written now, reads it).
         document = audit_json.to_dict(dataclasses.replace(result, cache=None) if no_cache else result, fail_on)
         if output:

@@ -10,6 +10,8 @@ Example (paths are relative to the file's folder)::
     cache = ".verifier-cache"          # default: ~/.cache/verifier
     jobs = 2                           # default: as many as the cores allow
     threads = 2                        # default: the fingerprints' own
+    engine = "ray"                     # default "local"; "ray" runs suspects as Ray tasks (the ray extra)
+    address = "auto"                   # the Ray cluster (default $RAY_ADDRESS, else a local Ray instance)
 
     [[owners]]
     fingerprint = "fingerprints/ours.vfp"
@@ -34,7 +36,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from verifier.audit import DEFAULT_FAIL_ON, check_fail_on
+from verifier.audit import DEFAULT_FAIL_ON, ENGINES, Engine, check_fail_on
 from verifier.endpoint import DEFAULT_MAX_QUERIES, DEFAULT_TIMEOUT, EndpointSpec, headers_from
 from verifier.errors import InputError
 from verifier.inversion import Progress
@@ -44,7 +46,7 @@ from verifier.io_spec import parse_range
 DEFAULT_NAME = "verifier.toml"
 #: Fingerprint options an [[owners]] entry may give for making a missing fingerprint.
 FINGERPRINT_OPTIONS = ("method", "recipe", "seeds", "size", "degradation", "sigma", "fpr", "threads")
-_AUDIT_KEYS = {"suspects", "fail_on", "json", "html", "cache", "jobs", "threads"}
+_AUDIT_KEYS = {"suspects", "fail_on", "json", "html", "cache", "jobs", "threads", "engine", "address"}
 _OWNER_KEYS = {"fingerprint", "model", "references", *FINGERPRINT_OPTIONS}
 _ENDPOINT_KEYS = {"name", "url", "model", "headers", "max_queries", "timeout", "layout", "range"}
 
@@ -82,6 +84,8 @@ class AuditConfig:
     cache: Path | None = None
     jobs: int | None = None
     threads: int | None = None
+    engine: Engine = "local"
+    address: str | None = None
 
 
 def _check_keys(table: dict, allowed: set[str], where: str, path: Path) -> None:
@@ -154,10 +158,16 @@ def load(path: Path) -> AuditConfig:
     fail_on = check_fail_on([fail_on] if isinstance(fail_on, str) else fail_on)
     single = {name: _paths(audit[name], name, folder, path)[0] if name in audit else None
               for name in ("json", "html", "cache")}
+    engine, address = audit.get("engine", "local"), audit.get("address")
+    if engine not in ENGINES:
+        raise InputError(f"{path}: 'engine' must be one of {', '.join(ENGINES)}")
+    if address is not None and (not isinstance(address, str) or engine != "ray"):
+        raise InputError(f"{path}: 'address' must be a string, and names a Ray cluster: it needs engine = \"ray\"")
     entries = data.get("endpoints", [])
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
         raise InputError(f"{path}: 'endpoints' must be [[endpoints]] tables")
     return AuditConfig(owners=tuple(owners), suspects=_paths(audit.get("suspects", []), "suspects", folder, path),
                        endpoints=tuple(_endpoint(entry, path) for entry in entries),
                        fail_on=fail_on, jobs=_integer(audit.get("jobs"), "jobs", path),
-                       threads=_integer(audit.get("threads"), "threads", path), **single)
+                       threads=_integer(audit.get("threads"), "threads", path), engine=engine, address=address,
+                       **single)

@@ -63,6 +63,8 @@ def test_bare_audit_reads_verifier_toml(audited, trained_models: dict[str, Path]
     (_toml(**{"[[endpoints]]": "url = 'http://h/v2/models/m'\nmax_queries = 0"}),
      "'max_queries' must be a positive integer"),
     (_toml(**{"[[endpoints]]": "url = 'http://h/v2/models/m'\nrange = '1,0'"}), "lo < hi"),
+    (_toml(**{"[audit]": "engine = 'spark'"}), "'engine' must be one of local, ray"),
+    (_toml(**{"[audit]": "address = 'auto'"}), "needs engine = \"ray\""),
 ])
 def test_bad_config_is_one_line(tmp_path: Path, text: str, message: str):
     path = tmp_path / "verifier.toml"
@@ -81,6 +83,13 @@ def test_paths_are_relative_to_the_file(tmp_path: Path):
     assert loaded.suspects == (tmp_path / "sub" / "models",)
     assert loaded.owners[0].fingerprint == tmp_path / "sub" / "a.vfp" and loaded.owners[0].options == {"seeds": 2}
     assert loaded.fail_on == ("derived", "error")  # the documented default
+    assert (loaded.engine, loaded.address) == ("local", None)
+
+
+def test_ray_engine_and_address(tmp_path: Path):
+    path = tmp_path / "verifier.toml"
+    path.write_text('[audit]\nengine = "ray"\naddress = "auto"\n')
+    assert (config.load(path).engine, config.load(path).address) == ("ray", "auto")
 
 
 def test_endpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -1,11 +1,11 @@
-"""`import verifier` (and its CLI) must not pull in any deep-learning framework."""
+"""`import verifier` (and its CLI) must not pull in any deep-learning framework, nor Ray."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-FRAMEWORKS = ("torch", "tensorflow", "keras", "jax", "flax", "paddle", "exporters")
+FRAMEWORKS = ("torch", "tensorflow", "keras", "jax", "flax", "paddle", "exporters", "ray")  # ray: the audit engine
 
 
 def test_verifier_imports_no_framework():
