@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import multiprocessing
+import os
 import random
 import shutil
 import sys
@@ -250,7 +251,10 @@ class Findings:
 def _work(target: str, seed: int, start: int, count: int, folder: str, position, found) -> None:
     """Worker process: inputs start..count-1 of `target`, announcing each index before trying it."""
     fuzzer = Fuzzer(Path(folder))
+    parent = os.getppid()
     for index in range(start, count):
+        if os.getppid() != parent:  # the harness was killed: stop rather than fuzz on unwatched for hours
+            return
         position.value = index
         failure = fuzzer.check(target, random.Random(f"{seed}-{target}-{index}"))
         if failure:
@@ -266,7 +270,8 @@ def _run_target(target: str, count: int, seed: int, keep: Path | None) -> Findin
     with tempfile.TemporaryDirectory() as folder:
         while start < count:
             position, found = context.Value("q", -1), context.Queue()
-            worker = context.Process(target=_work, args=(target, seed, start, count, folder, position, found))
+            worker = context.Process(target=_work, args=(target, seed, start, count, folder, position, found),
+                                     daemon=True)
             worker.start()
             last, since = position.value, time.monotonic()
             while worker.is_alive():
