@@ -6,8 +6,9 @@ Each model in the third-party folder that exports (exports shared with :mod:`mod
 kept in --work) is fingerprinted by the CLI exactly as README shows it, `verifier fingerprint
 MODEL.onnx -o MODEL.vfp`, in its own process.  One JSON line per model (exit code, seconds, the
 CLI's last line) is appended to --work/fingerprints.jsonl, so an interrupted run resumes where it
-stopped; the Markdown table goes to models/benchmark_results/third_party_fingerprints.md.  Not a
-test: it takes about an hour on 2 cores.
+stopped; the Markdown table goes to models/benchmark_results/third_party_fingerprints.md (also when
+interrupted, then marked partial; `--report` only rewrites it from the log).  Not a test: it takes about
+an hour on 2 cores.
 """
 
 from __future__ import annotations
@@ -34,35 +35,40 @@ def fingerprint(onnx_path: Path, output: Path) -> dict:
             "last_line": lines[-1] if lines else ""}
 
 
-def table(results: dict[str, dict]) -> str:
-    """Markdown: one row per model, then the count that fingerprinted."""
+def table(results: dict[str, dict], exported: int) -> str:
+    """Markdown: one row per model, then the count that fingerprinted (of the `exported` models)."""
     rows = ["| model | exit | seconds | what verifier said |", "|---|---|---|---|"]
     for name, result in sorted(results.items()):
         said = result["last_line"].replace("|", "/")[:160]
         rows.append(f"| {name} | {result['exit_code']} | {result['seconds']} | {said} |")
     passed = sum(result["exit_code"] == 0 for result in results.values())
-    return "\n".join(rows) + f"\n\n{passed}/{len(results)} exported models fingerprinted with no options.\n"
+    done = "" if len(results) >= exported else (f" Partial: {len(results)} of the {exported} exported models were "
+                                                 "tried; rerun `python -m models.fingerprint_third_party` to resume.")
+    return "\n".join(rows) + f"\n\n{passed}/{len(results)} tried models fingerprinted with no options.{done}\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--third-party", type=Path, default=Path("../shared/third_party"))
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "verifier" / "third_party_onnx")
+    parser.add_argument("--report", action="store_true", help="only rewrite the table from the log")
     args = parser.parse_args()
     exported = export_all(args.third_party, args.work)
     log = args.work / "fingerprints.jsonl"
     results = {}
     if log.exists():
         results = {entry["name"]: entry for entry in map(json.loads, log.read_text().splitlines())}
-    for name, path in sorted(exported.items()):
-        if name in results:
-            continue
-        results[name] = {"name": name, **fingerprint(path, path.with_suffix(".vfp"))}
-        with log.open("a") as handle:
-            handle.write(json.dumps(results[name]) + "\n")
-        print(f"{name}: exit {results[name]['exit_code']} in {results[name]['seconds']} s", flush=True)
-    RESULTS.write_text(table(results))
-    print(table(results))
+    try:
+        for name, path in sorted(exported.items()):
+            if name in results or args.report:
+                continue
+            results[name] = {"name": name, **fingerprint(path, path.with_suffix(".vfp"))}
+            with log.open("a") as handle:
+                handle.write(json.dumps(results[name]) + "\n")
+            print(f"{name}: exit {results[name]['exit_code']} in {results[name]['seconds']} s", flush=True)
+    finally:
+        RESULTS.write_text(table(results, len(exported)))
+    print(table(results, len(exported)))
 
 
 if __name__ == "__main__":
