@@ -30,7 +30,7 @@ def fingerprint(onnx_path: Path, output: Path) -> dict:
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "verifier", "fingerprint", str(onnx_path), "-o", str(output)],
                           capture_output=True, text=True)
-    lines = (done.stdout + done.stderr).strip().splitlines()
+    lines = (done.stdout if done.returncode == 0 else done.stderr).strip().splitlines()  # the summary or the error
     return {"exit_code": done.returncode, "seconds": round(time.perf_counter() - started, 1),
             "last_line": lines[-1] if lines else ""}
 
