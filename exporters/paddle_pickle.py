@@ -113,8 +113,9 @@ class _ArraysOnly(pickle.Unpickler):
             raise CodeInPickle(f"{module}.{name}") from None
 
 
-def _arrays(value):
-    """The stand-ins replaced by what they stand for, through dicts, lists and tuples."""
+def _tensors(value):
+    """The stand-ins replaced by what they stand for, and Paddle's `(name, array)` tensor tuples by their
+    arrays, through dicts, lists and tuples (one walk, children first); Paddle's name table is dropped."""
     if isinstance(value, _Array):
         if value.array is None:
             raise pickle.UnpicklingError("an array without its data")
@@ -122,21 +123,14 @@ def _arrays(value):
     if isinstance(value, _Dtype):
         return value.dtype
     if isinstance(value, dict):
-        return type(value)((key, _arrays(item)) for key, item in value.items())
+        resolved = {key: _tensors(item) for key, item in value.items()}  # the name table too: it must be sound
+        return {key: item for key, item in resolved.items() if key != _NAME_TABLE}
     if isinstance(value, list | tuple):
-        return type(value)(_arrays(item) for item in value)
-    return value
-
-
-def _tensors(value):
-    """Paddle's `(name, array)` tensor tuples -> arrays, through dicts and lists."""
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str) \
-            and isinstance(value[1], np.ndarray):
-        return value[1]
-    if isinstance(value, dict):
-        return {key: _tensors(item) for key, item in value.items() if key != _NAME_TABLE}
-    if isinstance(value, list | tuple):
-        return type(value)(_tensors(item) for item in value)
+        items = type(value)(_tensors(item) for item in value)
+        if isinstance(items, tuple) and len(items) == 2 and isinstance(items[0], str) \
+                and isinstance(items[1], np.ndarray):
+            return items[1]
+        return items
     return value
 
 
@@ -151,7 +145,7 @@ def load_arrays(path: Path, trusted: bool = False):
     if trusted:
         return _tensors(pickle.Unpickler(io.BytesIO(data)).load())
     _check_opcodes(data)
-    return _tensors(_arrays(_ArraysOnly(io.BytesIO(data)).load()))
+    return _tensors(_ArraysOnly(io.BytesIO(data)).load())
 
 
 def _check_opcodes(data: bytes) -> None:
