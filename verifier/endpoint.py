@@ -42,7 +42,16 @@ import numpy as np
 
 from verifier import kserve
 from verifier.errors import EndpointError, InputError, QueryBudgetError
-from verifier.io_spec import LAYOUTS, MAX_CHANNELS, MAX_PIXELS, ImageIO, Layout, layout_from_dims
+from verifier.io_spec import (
+    LAYOUTS,
+    MAX_CHANNELS,
+    MAX_PIXELS,
+    ImageIO,
+    Layout,
+    integer_scale,
+    layout_axes,
+    layout_from_dims,
+)
 from verifier.kserve import TensorSpec, clean
 from verifier.suspect import restore_on_canvas
 
@@ -338,8 +347,7 @@ class EndpointModel:
     def run(self, x: np.ndarray) -> np.ndarray:
         """f(x) for an NCHW float32 batch in [0, 1], one query per image."""
         x = np.asarray(x, np.float32)
-        if x.ndim != 4 or x.shape[1] != self.io.channels:
-            raise InputError(f"expected an NCHW batch with {self.io.channels} channels, got shape {list(x.shape)}")
+        self.io.check_batch(x)
         return np.concatenate([self._query(image[None]) for image in x])
 
     def restore(self, x: np.ndarray) -> np.ndarray:
@@ -395,7 +403,7 @@ def connect(spec: EndpointSpec, progress: Callable[[str], None] | None = None,
     if layout is None:
         found = layout_from_dims(dims)
         layout, source = (found, "metadata shape") if found else ("NCHW", "default")
-    c_axis, h_axis, w_axis = (1, 2, 3) if layout == "NCHW" else (3, 1, 2)
+    c_axis, h_axis, w_axis = layout_axes(layout)
     channels, height, width = dims[c_axis], dims[h_axis], dims[w_axis]
     if channels is None or not 1 <= channels <= MAX_CHANNELS:
         raise EndpointError(f"endpoint input {tensor.describe()} does not fix a channel count from 1 to "
@@ -439,7 +447,7 @@ def _declared_scale(io: ImageIO, output: TensorSpec | None) -> tuple[int, int] |
     """(output channels, scale) when the metadata fixes both input and output sizes, else None."""
     if output is None or output.shape is None or len(output.shape) != 4 or io.height is None or io.width is None:
         return None
-    c_axis, h_axis, w_axis = (1, 2, 3) if io.layout == "NCHW" else (3, 1, 2)
+    c_axis, h_axis, w_axis = layout_axes(io.layout)
     channels, height, width = output.shape[c_axis], output.shape[h_axis], output.shape[w_axis]
     if channels is None or height is None or width is None:
         return None
@@ -456,12 +464,13 @@ def _measured_scale(model: EndpointModel) -> tuple[int, int]:
 
 
 def _checked_scale(channels: int, scale_h: float, scale_w: float, how: str) -> tuple[int, int]:
-    if scale_h != scale_w or scale_h < 1 or scale_h != int(scale_h):
+    scale = integer_scale(scale_h, scale_w)
+    if scale is None:
         raise EndpointError(f"endpoint {how} has an output/input size ratio {scale_h:g}x{scale_w:g}, not one "
                             "integer scale factor")
     if not 1 <= channels <= MAX_CHANNELS:
         raise EndpointError(f"endpoint {how} has {channels} output channels; verifier handles 1 to {MAX_CHANNELS}")
-    return int(channels), int(scale_h)
+    return int(channels), scale
 
 
 def headers_from(table: Mapping[str, object], where: str) -> tuple[tuple[str, str], ...]:

@@ -51,6 +51,11 @@ class ImageIO:
         """JSON-ready form."""
         return asdict(self)
 
+    def check_batch(self, x: np.ndarray) -> None:
+        """Refuse anything but an NCHW batch with this model's channel count (model files and endpoints alike)."""
+        if x.ndim != 4 or x.shape[1] != self.channels:
+            raise InputError(f"expected an NCHW batch with {self.channels} channels, got shape {list(x.shape)}")
+
 
 def _dims(value: onnx.ValueInfoProto) -> list[int | None]:
     return [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
@@ -105,6 +110,16 @@ def layout_from_dims(dims: list[int | None]) -> Layout | None:
     return None
 
 
+def layout_axes(layout: Layout) -> tuple[int, int, int]:
+    """The (channel, height, width) axes of a 4-D tensor in `layout`."""
+    return (1, 2, 3) if layout == "NCHW" else (3, 1, 2)
+
+
+def integer_scale(scale_h: float, scale_w: float) -> int | None:
+    """The scale factor when the output/input size ratios are one integer of at least 1, else None."""
+    return int(scale_h) if scale_h == scale_w and scale_h >= 1 and scale_h == int(scale_h) else None
+
+
 def _metadata(model: onnx.ModelProto) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 
@@ -144,7 +159,7 @@ def describe(
         raise InputError(f"layout must be NCHW or NHWC, got {layout!r}")
     if value_range is None:
         value_range = parse_range(meta[META_RANGE]) if META_RANGE in meta else (0.0, 1.0)
-    c_axis, h_axis, w_axis = (1, 2, 3) if layout == "NCHW" else (3, 1, 2)
+    c_axis, h_axis, w_axis = layout_axes(layout)
     channels = dims[c_axis] or _channels_from_first_conv(model, image.name)
     height, width = dims[h_axis], dims[w_axis]
     if not 1 <= channels <= MAX_CHANNELS:
@@ -159,7 +174,8 @@ def describe(
     if out.ndim != 4:
         raise UnsupportedModelError(f"output '{model.graph.output[0].name}' is {out.ndim}-D, expected 4-D")
     scale_h, scale_w = out.shape[h_axis] / probe[h_axis], out.shape[w_axis] / probe[w_axis]
-    if scale_h != scale_w or scale_h < 1 or scale_h != int(scale_h):
+    scale = integer_scale(scale_h, scale_w)
+    if scale is None:
         raise UnsupportedModelError(
             f"output/input size ratio {scale_h:g}x{scale_w:g} is not one integer scale factor"
         )
@@ -169,7 +185,7 @@ def describe(
         layout=layout,
         channels=int(channels),
         out_channels=int(out.shape[c_axis]),
-        scale=int(scale_h),
+        scale=scale,
         value_range=(float(value_range[0]), float(value_range[1])),
         height=height,
         width=width,

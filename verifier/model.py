@@ -52,8 +52,7 @@ class Model:
     def check_input(self, x: np.ndarray) -> np.ndarray:
         """Validate an NCHW float image batch for this model."""
         x = np.asarray(x)
-        if x.ndim != 4 or x.shape[1] != self.io.channels:
-            raise InputError(f"expected an NCHW batch with {self.io.channels} channels, got shape {list(x.shape)}")
+        self.io.check_batch(x)
         fixed = (self.io.height, self.io.width)
         if any(f is not None and f != got for f, got in zip(fixed, x.shape[2:], strict=True)):
             raise InputError(f"model needs {fixed[0]}x{fixed[1]} images, got {x.shape[2]}x{x.shape[3]}")
