@@ -1,11 +1,11 @@
 """Property-based tests (hypothesis) of lowering rules whose attributes vary most: random block sizes,
 modes, pads and sizes; the lowered graph must compute what onnxruntime's own op computes, and its VJP
-must match a finite difference along a random direction."""
+must match finite differences at every input pixel."""
 
 from __future__ import annotations
 
 import numpy as np
-from checks import directional_fd_error
+from checks import coordinate_fd_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper
@@ -25,7 +25,9 @@ def _check(case: Case) -> None:
     expected = make_session(proto.SerializeToString()).run(None, {"img": x})[0]
     lowered = make_session(static.model.SerializeToString()).run(None, {adapters.X: x})[0]
     np.testing.assert_allclose(lowered, expected, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
-    assert directional_fd_error(model, x, eps=1e-2) < 1e-3  # these rules are linear: a large step only helps
+    # per pixel, as tests/verifier/lowering/test_rules.py checks: a random direction's inner product can nearly
+    # cancel, and float32 rounding then dominates its relative error (hypothesis found one for an edge Pad)
+    assert coordinate_fd_error(model, x, eps=1e-2) < 1e-3  # these rules are linear: a large step only helps
 
 
 @settings(max_examples=12, deadline=None)
