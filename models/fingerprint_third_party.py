@@ -51,17 +51,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--third-party", type=Path, default=Path("../shared/third_party"))
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "verifier" / "third_party_onnx")
-    parser.add_argument("--report", action="store_true", help="only rewrite the table from the log")
+    parser.add_argument("--report", action="store_true",
+                        help="only rewrite the table from the log (exports still missing are made first: the table "
+                             "counts them)")
     args = parser.parse_args()
     exported = export_all(args.third_party, args.work)
     log = args.work / "fingerprints.jsonl"
     results = {}
     if log.exists():
         results = {entry["name"]: entry for entry in map(json.loads, log.read_text().splitlines())}
+    todo = [] if args.report else [(name, path) for name, path in sorted(exported.items()) if name not in results]
     try:
-        for name, path in sorted(exported.items()):
-            if name in results or args.report:
-                continue
+        for name, path in todo:
             results[name] = {"name": name, **fingerprint(path, path.with_suffix(".vfp"))}
             with log.open("a") as handle:
                 handle.write(json.dumps(results[name]) + "\n")
