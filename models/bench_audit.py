@@ -6,9 +6,10 @@ The owner is the folder's ``source.onnx`` (a gray denoiser), fingerprinted once 
 noise level against the bundled noise references and the folder's ``ref_seed.onnx``, as in README's audit
 example.  Every timed audit starts from an empty cache and uses 1 thread per worker, so "2 workers" is 2
 suspects at once on 2 cores; then the 2-worker audit is run again on its filled cache (what a repeated pipeline
-run costs).  Each engine is warmed up on one suspect first (timed apart): the driver's imports, and for Ray
-`ray.init` (`num_cpus` = the cores this process may use) and its worker processes, which a long-lived cluster
-keeps; the local engine's 2-worker pool is spawned by every audit, so its start-up stays in its timings.
+run costs).  Each engine is warmed up on two suspects first (timed apart): the driver's imports, and for Ray
+`ray.init` (`num_cpus` = the cores this process may use) and its two worker processes with the owner loaded,
+which a long-lived cluster keeps; the local engine's 2-worker pool is spawned by every audit, so its start-up
+stays in its timings.
 Prints a Markdown table.  Not a test.
 """
 
@@ -102,15 +103,18 @@ def main() -> None:
         print(f"fingerprint: {time.perf_counter() - started:.1f} s; {len(list(suspects.iterdir()))} suspects; "
               f"{available_cores()} cores")
         measurements: list[Measurement] = []
-        first = sorted(suspects.iterdir())[0]
+        warm = work / "warm-up"  # two suspects: one for each worker
+        warm.mkdir()
+        for path in sorted(suspects.iterdir())[:2]:
+            shutil.copy(path, warm / path.name)
         for engine in args.engines:
             started = time.perf_counter()
             if engine == "ray":
                 import ray
 
                 ray.init(num_cpus=available_cores(), include_dashboard=False, logging_level="WARNING")
-            _audit(owner, first, work / f"warm-up-{engine}", engine, 2)  # imports here, Ray's workers
-            print(f"{engine} warm-up (one suspect{', ray.init' if engine == 'ray' else ''}): "
+            _audit(owner, warm, work / f"warm-up-{engine}", engine, 2)  # imports here, Ray's workers
+            print(f"{engine} warm-up (two suspects{', ray.init' if engine == 'ray' else ''}): "
                   f"{time.perf_counter() - started:.1f} s")
             for workers in (1, 2):
                 cache = work / f"cache-{engine}-{workers}"

@@ -1,15 +1,16 @@
 """Audit many suspect models, in any supported format, against one or more owner fingerprints.
 
-Data flow: :func:`discover` turns files and folders into suspect paths (a folder yields
-the files some exporter recognises); :func:`run` hands each suspect to a worker process,
-which exports it if it is not ONNX (cached), loads it, and for every owner computes its
-evidence (cached) and verdict; the rows come back as :class:`AuditRow` and make up an
-:class:`AuditResult`.  Anything that goes wrong with one file (unknown format, corrupt
-bytes, failed export, a model that outputs NaN) becomes that row's error, never the
-audit's: only unusable owners or an empty suspect list stop it.  Suspects can also be inference
-endpoints (:class:`~verifier.endpoint.EndpointSpec`, from ``[[endpoints]]`` in verifier.toml): each is
-questioned like a file's model, on behaviour only, its evidence never taken from the cache (the model behind
-a URL can change), and becomes one row, an error row when it fails.
+Data flow: :func:`discover` turns files and folders into suspect paths (a folder yields the files
+some exporter recognises); :func:`run` hands each suspect to a worker process, which exports it if
+it is not ONNX (cached), loads it, and for every owner computes its evidence (cached) and verdict;
+the rows come back as :class:`AuditRow` and make up an :class:`AuditResult`. Each owner's verdict is
+cached too, under the suspect's ONNX digest, so a repeated audit answers unchanged files from the
+cache without a worker. Anything that goes wrong with one file (unknown format, corrupt bytes,
+failed export, a model that outputs NaN) becomes that row's error, never the audit's: only unusable
+owners or an empty suspect list stop it. Suspects can also be inference endpoints
+(:class:`~verifier.endpoint.EndpointSpec`, from ``[[endpoints]]`` in verifier.toml): each is
+questioned like a file's model, on behaviour only, its evidence never taken from the cache (the
+model behind a URL can change), and becomes one row, an error row when it fails.
 
 Parallelism: suspects run in separate processes (exporters import whole frameworks, and
 onnxruntime sessions are not shared).  Each worker uses `threads` intra-op threads
@@ -30,12 +31,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from verifier.audit_cache import Cache, key
 from verifier.endpoint import EndpointSpec
 from verifier.errors import InputError, VerifierError, first_line
-from verifier.evidence import Evidence, EvidenceKind, format_p
+from verifier.evidence import EVIDENCE_KINDS, Evidence, EvidenceKind, format_p
 from verifier.fingerprint import Fingerprint
 from verifier.methods import get_method
 from verifier.weights import WeightSketch
@@ -44,6 +45,7 @@ from verifier.weights import WeightSketch
 AuditInput = tuple[Path, str] | EndpointSpec
 
 Outcome = Literal["derived", "similar", "independent", "incomparable", "error"]
+_OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 #: What `--fail-on` can name; "independent" also covers suspects no owner can be compared with.
 FAIL_ON = ("derived", "similar", "independent", "error", "never")
 #: The default gate: a model derived from an owner's, or a file that could not be audited, fails it.
@@ -77,7 +79,7 @@ class PairResult:
     fpr: float | None = None
     method: str | None = None
     seconds: float = 0.0
-    cached: bool = False  # the suspect's behavioural evidence came from the cache
+    cached: bool = False  # the suspect's behavioural evidence, or the whole verdict, came from the cache
     evidence_key: str | None = None  # cache key of the suspect's behavioural evidence, for reports
     message: str | None = None  # why the pair is incomparable or failed
     evidence: tuple[Evidence, ...] = ()  # every piece of evidence, with its p-value
@@ -86,6 +88,36 @@ class PairResult:
     def piece(self, kind: EvidenceKind) -> Evidence | None:
         """The evidence of one kind, if it was gathered."""
         return next((piece for piece in self.evidence if piece.kind == kind), None)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form: the audit JSON's pair (see :mod:`verifier.audit_json`) plus the evidence's cache key."""
+        return {"owner": self.owner, "verdict": self.verdict, "score": self.score, "threshold": self.threshold,
+                "p_value": self.p_value, "fpr": self.fpr, "method": self.method, "seconds": self.seconds,
+                "cached": self.cached, "message": self.message, "decided_by": self.decided_by,
+                "evidence": [piece.to_dict() for piece in self.evidence], "evidence_key": self.evidence_key}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> PairResult:
+        """Back from :meth:`to_dict` (a cached verdict).  Raises KeyError, TypeError or ValueError on a record
+        that is not one, so a damaged cache entry is judged again rather than trusted."""
+        if record["verdict"] not in _OUTCOMES or record["decided_by"] not in (*EVIDENCE_KINDS, None):
+            raise ValueError("not a verdict record")
+        pieces = tuple(Evidence(kind=piece["kind"], method=str(piece["method"]), score=float(piece["score"]),
+                                threshold=float(piece["threshold"]), p_value=float(piece["p_value"]),
+                                detail=str(piece["detail"])) for piece in record["evidence"])
+        if any(piece.kind not in EVIDENCE_KINDS for piece in pieces):
+            raise ValueError("not a verdict record")
+        def number(name: str) -> float | None:
+            return None if record[name] is None else float(record[name])
+
+        def text(name: str) -> str | None:
+            return None if record[name] is None else str(record[name])
+
+        return cls(owner=str(record["owner"]), verdict=record["verdict"], score=number("score"),
+                   threshold=number("threshold"), p_value=number("p_value"), fpr=number("fpr"),
+                   method=text("method"), seconds=float(record["seconds"]), cached=bool(record["cached"]),
+                   evidence_key=text("evidence_key"), message=text("message"), evidence=pieces,
+                   decided_by=record["decided_by"])
 
 
 @dataclass(frozen=True)
@@ -305,6 +337,50 @@ class Worker:
         return dataclasses.replace(row, endpoint={**spec.to_dict(), **connection.usage.to_dict()},
                                    seconds=round(time.perf_counter() - started, 3))
 
+    def lookup(self, path: Path, name: str) -> AuditRow | None:
+        """The row of a suspect whose every verdict is in the cache, found without exporting or loading it (what
+        makes a repeated audit cheap; run by the driver, before any worker starts).  None when anything is
+        missing or unreadable: the suspect then goes to a worker, which also reports any error."""
+        from exporters import detect
+        from exporters.base import source_digest
+        from verifier.onnx_file import external_data_files
+
+        started = time.perf_counter()
+        try:
+            digest = source_digest(path)
+            framework = detect(path).name
+            if framework == "onnx":
+                if external_data_files(path):  # its content digest needs the external data read: load it
+                    return None
+                record, onnx_sha256 = None, digest
+            else:
+                record = self.cache.read_export(_export_key(digest, framework))
+                if record is None:
+                    return None
+                onnx_sha256 = record["onnx_sha256"]
+        except (VerifierError, OSError, KeyError):
+            return None
+        pairs = [self._cached_verdict(owner, onnx_sha256) for owner in self.owners]
+        if any(pair is None for pair in pairs):
+            return None
+        found = tuple(pair for pair in pairs if pair is not None)
+        return AuditRow(path=str(path), name=name, verdict=_row_verdict(found), sha256=digest, format=framework,
+                        onnx_sha256=onnx_sha256, export=record, export_cached=record is not None, pairs=found,
+                        seconds=round(time.perf_counter() - started, 3))
+
+    def _cached_verdict(self, owner: Owner, onnx_sha256: str) -> PairResult | None:
+        record = self.cache.read_verdict(self._verdict_key(owner, onnx_sha256))
+        try:
+            pair = PairResult.from_dict(record) if record is not None else None
+        except (KeyError, TypeError, ValueError):
+            return None
+        return dataclasses.replace(pair, cached=True, seconds=0.0, owner=owner.name) if pair else None
+
+    def _verdict_key(self, owner: Owner, onnx_sha256: str) -> str:
+        """A verdict depends on the owner's fingerprint file, the suspect's ONNX content and the thread count
+        (and, through :func:`key`, the verifier version, whose nulls and rules it applies)."""
+        return key(kind="verdict", owner=owner.sha256, suspect=onnx_sha256, threads=self.threads)
+
     def _audit(self, path: Path, name: str, known: dict) -> AuditRow:
         from exporters import detect
         from exporters.base import source_digest
@@ -321,6 +397,9 @@ class Worker:
         lineage = suspect_sketch(model)
         pairs = tuple(self._pair(owner, model, lineage) for owner in self.owners)
         assert model.source is not None  # load_model records the file it read
+        for owner, pair in zip(self.owners, pairs, strict=True):
+            if pair.verdict != "error":  # a failure is tried again next time
+                self.cache.write_verdict(self._verdict_key(owner, model.source.sha256), pair.to_dict())
         return AuditRow(path=str(path), name=name, verdict=_row_verdict(pairs), seconds=0.0, **known,
                         onnx_sha256=model.source.sha256, export=record, export_cached=cached, pairs=pairs)
 
@@ -329,7 +408,7 @@ class Worker:
         from exporters.base import quiet_framework
         from verifier.onnx_file import sha256_file
 
-        entry = key(kind="export", source_sha256=digest, exporter=framework)
+        entry = _export_key(digest, framework)
         target = self.cache.export_path(entry)
         record = self.cache.read_export(entry)
         if record is not None:
@@ -371,6 +450,10 @@ class Worker:
                           p_value=verdict.p_value, fpr=verdict.fpr, method=verdict.method, seconds=verdict.seconds,
                           cached=cached, evidence_key=entry, evidence=verdict.evidence,
                           decided_by=verdict.decided_by)
+
+
+def _export_key(source_sha256: str, framework: str) -> str:
+    return key(kind="export", source_sha256=source_sha256, exporter=framework)
 
 
 def _probe_digest(fp: Fingerprint) -> str | None:
@@ -432,6 +515,8 @@ def run(owners: tuple[Owner, ...], inputs: Sequence[Path], cache_root: Path, job
     `on_start(total)` is called once the suspects are known, `on_row(row, done, total)` as each finishes.
     `engine`: ``local`` (a process pool on this machine) or ``ray`` (one Ray task per suspect, see
     :mod:`verifier.audit_ray`; `address`: the cluster to join, default a local Ray instance or $RAY_ADDRESS).
+    A file whose every verdict is already in the cache is answered here (:meth:`Worker.lookup`), without a
+    worker; only the others go to the engine, largest first (see :func:`_size`).
     """
     check_engine(engine, address)
     if engine == "ray":
@@ -451,17 +536,43 @@ def run(owners: tuple[Owner, ...], inputs: Sequence[Path], cache_root: Path, job
         if on_row:
             on_row(row, len(rows), len(suspects))
 
-    if engine == "ray":
+    driver = Worker(owners, Cache(cache_root), threads)
+    for index, suspect in enumerate(suspects):  # what the cache already knows needs no worker
+        found = None if isinstance(suspect, EndpointSpec) else driver.lookup(*suspect)
+        if found is not None:
+            finished(index, found)
+    waiting = sorted((index for index in range(len(suspects)) if index not in rows),
+                     key=lambda index: -_size(suspects[index]))
+    queued = [suspects[index] for index in waiting]
+
+    def finished_queued(position: int, row: AuditRow) -> None:
+        finished(waiting[position], row)
+
+    if engine == "ray" and queued:
         from verifier.audit_ray import run_on_ray
 
-        jobs = run_on_ray(owners, suspects, cache_root, threads, jobs, finished, address)
+        jobs = run_on_ray(owners, queued, cache_root, threads, jobs, finished_queued, address)
     else:
-        jobs = max(1, min(jobs or available_cores() // threads, len(suspects)))
-        _run_local(owners, suspects, cache_root, threads, jobs, finished)
+        jobs = max(1, min(jobs or available_cores() // threads, len(queued)))
+        _run_local(owners, queued, cache_root, threads, jobs, finished_queued)
     return AuditResult(created=datetime.now(UTC).isoformat(timespec="seconds"), owners=owners,
                        rows=tuple(rows[index] for index in range(len(suspects))), skipped=tuple(skipped), jobs=jobs,
                        threads=threads, cache=str(cache_root), seconds=round(time.perf_counter() - started, 3),
                        engine=engine)
+
+
+def _size(suspect: AuditInput) -> int:
+    """Bytes of a suspect's file(s): how the queue guesses its cost.  Workers take the largest first, so the
+    small ones fill the gaps at the end instead of one large model running alone (longest processing time
+    first); endpoints, whose cost is the server's, go last."""
+    if isinstance(suspect, EndpointSpec):
+        return -1
+    path = suspect[0]
+    try:
+        return sum(item.stat().st_size for item in path.rglob("*") if item.is_file()) if path.is_dir() \
+            else path.stat().st_size
+    except OSError:  # gone or unreadable: its worker reports why
+        return 0
 
 
 def check_engine(engine: str, address: str | None) -> None:
@@ -482,6 +593,8 @@ def worker_failed(suspect: AuditInput, exc: BaseException) -> AuditRow:
 def _run_local(owners: tuple[Owner, ...], suspects: Sequence[AuditInput], cache_root: Path, threads: int, jobs: int,
                finished: Callable[[int, AuditRow], None]) -> None:
     """The local engine: this process for one job, else a pool of `jobs` spawned worker processes."""
+    if not suspects:
+        return
     if jobs == 1:
         worker = Worker(owners, Cache(cache_root), threads)
         for index, suspect in enumerate(suspects):

@@ -37,7 +37,8 @@ def key(**parts: object) -> str:
 
 
 class Cache:
-    """Exports under ``exports/<key>.onnx`` (with a ``.json`` record), evidence under ``evidence/<key>.npy``."""
+    """Exports under ``exports/<key>.onnx`` (with a ``.json`` record), evidence under ``evidence/<key>.npy``,
+    verdicts under ``verdicts/<key>.json``."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -80,3 +81,21 @@ class Cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path) as handle:
             np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+
+    def verdict_path(self, entry: str) -> Path:
+        """Where one owner's verdict on one suspect with this key lives."""
+        return self.root / "verdicts" / f"{entry}.json"
+
+    def read_verdict(self, entry: str) -> dict | None:
+        """A cached verdict record, or None when absent or unreadable (the pair is then judged again)."""
+        try:
+            record = json.loads(self.verdict_path(entry).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def write_verdict(self, entry: str, record: dict) -> None:
+        """Store a verdict record atomically."""
+        path = self.verdict_path(entry)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(record, indent=2).encode())

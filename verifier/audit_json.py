@@ -87,10 +87,9 @@ JSON_SCHEMA: dict = {
 
 
 def _pair(pair: PairResult) -> dict:
-    return {"owner": pair.owner, "verdict": pair.verdict, "score": pair.score, "threshold": pair.threshold,
-            "p_value": pair.p_value, "fpr": pair.fpr, "method": pair.method, "seconds": pair.seconds,
-            "cached": pair.cached, "message": pair.message, "decided_by": pair.decided_by,
-            "evidence": [piece.to_dict() for piece in pair.evidence]}
+    record = pair.to_dict()
+    del record["evidence_key"]  # where the cache keeps the suspect's evidence: the HTML report's business
+    return record
 
 
 def _suspect(row: AuditRow) -> dict:

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 EvidenceKind = Literal["weights", "behaviour"]
+EVIDENCE_KINDS: tuple[EvidenceKind, ...] = get_args(EvidenceKind)
 Outcome = Literal["derived", "similar", "independent"]
 #: Evidence kinds that show lineage (a copy of the owner's parameters), as opposed to resemblance.
 LINEAGE: tuple[EvidenceKind, ...] = ("weights",)

@@ -27,7 +27,7 @@ class ModelSource:
     """Where a model came from: path and content digest, for reports and caches."""
 
     path: Path
-    sha256: str
+    sha256: str  # of the file's bytes, then of the external data it names (the file's own sha256 when none)
 
 
 def sha256_file(path: Path) -> str:
@@ -59,8 +59,10 @@ def read_onnx(path: str | Path) -> tuple[onnx.ModelProto, ModelSource]:
         raise ModelFileError(f"not a valid ONNX file (protobuf parse failed): {path}") from exc
     if not model.HasField("graph") or not model.graph.node:
         raise ModelFileError(f"not an ONNX model (no graph nodes): {path}")
-    _load_external_data(model, path.parent.resolve(), path)
-    return model, ModelSource(path=path, sha256=hashlib.sha256(data).hexdigest())
+    digest = hashlib.sha256(data)
+    for external in _load_external_data(model, path.parent.resolve(), path):
+        digest.update(external)  # a changed weights file beside an unchanged .onnx is another model
+    return model, ModelSource(path=path, sha256=digest.hexdigest())
 
 
 def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
@@ -158,8 +160,8 @@ def _external_ref(tensor: onnx.TensorProto, folder: Path, path: Path) -> _Extern
     return _ExternalRef(target, offset, length)
 
 
-def _load_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> None:
-    """Read every tensor's external bytes into the model itself.
+def _load_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> list[bytes]:
+    """Read every tensor's external bytes into the model itself; the bytes read, in tensor order.
 
     Every reference is checked before any byte is read, and the bytes are read here, not by
     onnx or onnxruntime (onnx's loader skips sparse tensors, which onnxruntime then resolves on
@@ -168,6 +170,7 @@ def _load_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> Non
     tensors = [tensor for tensor in _all_tensors(model) if _is_external(tensor)]
     refs = [_external_ref(tensor, folder, path) for tensor in tensors]
     total = 0
+    read = []
     for tensor, ref in zip(tensors, refs, strict=True):
         try:
             with ref.target.open("rb") as handle:
@@ -181,3 +184,5 @@ def _load_external_data(model: onnx.ModelProto, folder: Path, path: Path) -> Non
         tensor.raw_data = data
         del tensor.external_data[:]
         tensor.data_location = onnx.TensorProto.DEFAULT
+        read.append(data)
+    return read

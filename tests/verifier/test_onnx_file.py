@@ -10,7 +10,7 @@ import pytest
 from builders import conv_model, save
 
 from verifier.errors import ModelFileError
-from verifier.onnx_file import read_onnx
+from verifier.onnx_file import read_onnx, sha256_file
 
 
 def test_reads_valid_file_and_digest(conv_onnx: Path):
@@ -51,6 +51,23 @@ def _external(tmp_path: Path) -> Path:
 def test_external_data_inside_folder_loads(tmp_path: Path):
     model, _ = read_onnx(_external(tmp_path))
     assert onnx.numpy_helper.to_array(model.graph.initializer[0]).shape == (3, 3, 3, 3)
+
+
+def test_digest_covers_external_data(tmp_path: Path):
+    """Caches key on the digest: new weights beside an unchanged .onnx file are another model."""
+    path = _external(tmp_path)
+    _, before = read_onnx(path)
+    assert before.sha256 != sha256_file(path)
+    weights = path.parent / "weights.bin"
+    data = bytearray(weights.read_bytes())
+    data[0] ^= 1
+    weights.write_bytes(bytes(data))
+    _, after = read_onnx(path)
+    assert after.sha256 != before.sha256
+
+
+def test_digest_of_a_self_contained_file_is_the_files(conv_onnx: Path):
+    assert read_onnx(conv_onnx)[1].sha256 == sha256_file(conv_onnx)
 
 
 @pytest.mark.parametrize("location", ["../secret.bin", "/etc/passwd", "sub/../../secret.bin"])
