@@ -26,8 +26,8 @@ from typing import Protocol
 import onnx
 
 from verifier.errors import VerifierError
-from verifier.io_spec import LAYOUTS, META_LAYOUT, META_RANGE
-from verifier.onnx_file import read_onnx
+from verifier.graph.io_spec import LAYOUTS, META_LAYOUT, META_RANGE
+from verifier.graph.onnx_file import read_onnx
 from verifier.output import atomic_path
 
 #: Metadata keys every export records (besides layout and range, which `verifier` reads).
@@ -203,7 +203,7 @@ def check_equivalence(model: onnx.ModelProto, native_output, onnx_input) -> tupl
     """
     import numpy as np
 
-    from verifier.runtime import make_session
+    from verifier.graph.runtime import make_session
 
     session = make_session(model.SerializeToString())
     (exported,) = session.run(None, {session.get_inputs()[0].name: onnx_input})
@@ -223,7 +223,7 @@ def source_digest(path: Path) -> str:
     in sorted order, so that any changed, added or removed file changes it."""
     import hashlib
 
-    from verifier.onnx_file import sha256_file
+    from verifier.graph.onnx_file import sha256_file
 
     if not path.is_dir():
         return sha256_file(path)

@@ -7,8 +7,8 @@ from pathlib import Path
 import onnx
 
 from exporters.base import ExportRequest, ExportResult, version, write_metadata
-from verifier.io_spec import META_LAYOUT, META_RANGE, parse_range
-from verifier.onnx_file import read_onnx
+from verifier.graph.io_spec import META_LAYOUT, META_RANGE, parse_range
+from verifier.graph.onnx_file import read_onnx
 
 
 class OnnxExporter:

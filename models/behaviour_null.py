@@ -24,9 +24,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from models.weight_null import export_all
-from verifier.calibration import NULLS, MeasuredNull
 from verifier.errors import VerifierError
-from verifier.evidence import share
+from verifier.method.calibration import NULLS, MeasuredNull
+from verifier.method.evidence import share
 
 NULL_FILE = NULLS / "behaviour-response.json"
 FPR = 0.01
@@ -41,8 +41,8 @@ def _families(exported: dict[str, Path]) -> dict[str, int]:
 
 def owner_fingerprint(model, path: Path):
     """The owner's fingerprint with default options, made once and kept at `path` (shared with bench_real)."""
-    from verifier import fingerprint_file
     from verifier.api import fingerprint
+    from verifier.method import fingerprint_file
 
     return fingerprint_file.load(path) if path.exists() else fingerprint(model, output=path)
 
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help=f"write the z-scores to {NULL_FILE}")
     args = parser.parse_args()
     from verifier import load_model
-    from verifier.fingerprint import io_summary, score
+    from verifier.method.fingerprint import io_summary, score
 
     exported = export_all(args.third_party, args.work)
     family = _families(exported)
@@ -107,7 +107,7 @@ def main() -> None:
 
 def report(pairs: list[tuple[str, str, float]]) -> None:
     """The null's summary and the leave-one-owner-out check."""
-    from verifier.methods import MIN_STRONG_NULL_STD
+    from verifier.method.behaviour import MIN_STRONG_NULL_STD
 
     scores = [z for _, _, z in pairs]
     fitted = MeasuredNull.fit(scores)

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import verifier
-from verifier.audit import AuditResult, available_cores
+from verifier.auditing.audit import AuditResult, available_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "models" / "zoo" / "dncnn17_gray_s25"

@@ -25,9 +25,9 @@ import torch
 from models.torch_archs import EDSR, DnCNN, randomise_zero_layers
 from models.training import export_onnx
 from verifier import load_model
-from verifier.degradation import Degradation
-from verifier.fingerprint import DEFAULT_SEEDS, Settings, create
-from verifier.inversion import RECIPES
+from verifier.method.degradation import Degradation
+from verifier.method.fingerprint import DEFAULT_SEEDS, Settings, create
+from verifier.method.inversion import RECIPES
 
 MODELS = {
     "DnCNN-17-64 denoiser (sigma 25)": (lambda: DnCNN(channels=3, depth=17, width=64), 1,

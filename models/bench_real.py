@@ -40,11 +40,11 @@ from models.torch_archs import ESPCN, DnCNN
 from models.training import Task, export_onnx, train
 from models.weight_null import export_all
 from models.zoo_verdicts import UNIT
-from verifier import weights
-from verifier.calibration import NULLS, MeasuredNull
 from verifier.errors import VerifierError
-from verifier.evidence import decide, share
-from verifier.methods import evidence as behaviour_evidence
+from verifier.method import weights
+from verifier.method.behaviour import evidence as behaviour_evidence
+from verifier.method.calibration import NULLS, MeasuredNull
+from verifier.method.evidence import decide, share
 
 #: Owners: third-party file -> the task it was trained for (our degradations stand in for the authors' data).
 OWNERS: dict[str, Task] = {
@@ -198,7 +198,7 @@ def attacks(owner_path: Path, task: Task, folder: Path, steps: int) -> list[Susp
 
 def _strong_null_without(owner: str | None) -> MeasuredNull | None:
     """The behavioural strong-model null fitted without `owner`'s own pairs (None: the shipped one, all pairs)."""
-    from verifier.methods import MIN_STRONG_NULL_STD
+    from verifier.method.behaviour import MIN_STRONG_NULL_STD
 
     path = NULLS / "behaviour-response.json"
     if not path.is_file():
@@ -219,8 +219,8 @@ def decide_pair(row: dict, strong: MeasuredNull | None) -> str:
 def measure(owners: list[str], third_party: Path, work: Path, steps: int) -> list[dict]:
     """Every (owner, suspect) pair's weight comparison, behavioural z and seconds."""
     from verifier import load_model
-    from verifier.fingerprint import evidence, io_summary, score_evidence
-    from verifier.verification import suspect_sketch
+    from verifier.method.fingerprint import evidence, io_summary, score_evidence
+    from verifier.method.verification import suspect_sketch
 
     exported = export_all(third_party, work)
     recorded = json.loads((NULLS / "weights.json").read_text()).get("families", [])

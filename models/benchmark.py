@@ -33,10 +33,10 @@ import numpy as np
 
 from models.build import MANIFEST, ZOO
 from verifier import Model, load_model
-from verifier.degradation import Degradation
-from verifier.fingerprint import DEFAULT_SEEDS, Settings, create, score
-from verifier.inversion import RECIPES, critical_images
-from verifier.references import reference_paths
+from verifier.method.degradation import Degradation
+from verifier.method.fingerprint import DEFAULT_SEEDS, Settings, create, score
+from verifier.method.inversion import RECIPES, critical_images
+from verifier.method.references import reference_paths
 
 THREADS = 2
 FPR = 0.01

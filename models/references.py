@@ -16,7 +16,7 @@ import torch
 
 from models.torch_archs import EDSR, ESPCN, FSRCNN, RCAN, DnCNN, UNet
 from models.training import Task, export_onnx, psnr, train
-from verifier.references import BUNDLED
+from verifier.method.references import BUNDLED
 
 # task folder: (task, [(name, factory, image set, seed)])
 Factory = Callable[[int], torch.nn.Module]

@@ -2,7 +2,7 @@
 
 No data can be downloaded, so training and held-out images come from
 ``skimage.data``.  Two disjoint image sets let the zoo build models "on other
-data".  Degradations match :mod:`verifier.degradation` (average pooling for SR,
+data".  Degradations match :mod:`verifier.method.degradation` (average pooling for SR,
 additive Gaussian noise, Gaussian blur) so that fingerprints probe the task the
 model was trained for.
 """
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from models.torch_archs import bicubic
-from verifier.degradation import gaussian_kernel
+from verifier.method.degradation import gaussian_kernel
 
 #: skimage.data images by set; "held_out" is never trained on.  Held-out images are textured: on a
 #: nearly flat crop (skimage's colorwheel and cell) PSNR measures only noise added in flat regions,

@@ -3,7 +3,7 @@
 Run: python -m models.weight_null [--third-party ../shared/third_party] [--work DIR] [--write]
 
 Every model in the third-party folder that exports is exported to ONNX (kept in --work, so a
-rerun only compares) and sketched (:mod:`verifier.weights`).  Every ordered pair of distinct
+rerun only compares) and sketched (:mod:`verifier.method.weights`).  Every ordered pair of distinct
 files is scored.  Pairs above RELATED_SCORE are related: the files share kernels (copies,
 re-saves, conversions, pruned or re-parameterised derivatives); they are grouped transitively
 into families and printed, so the lineage is written down from the weights and can be checked
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from verifier import weights
-from verifier.calibration import NULLS
 from verifier.errors import VerifierError
+from verifier.method import weights
+from verifier.method.calibration import NULLS
 
 #: Pairs scoring above this share kernels.  Independent pairs measured here stay below 0.1 and
 #: the weakest copy in the model zoo (60% of the weights pruned) scores about 0.8.
@@ -35,7 +35,7 @@ def export_all(third_party: Path, work: Path) -> dict[str, Path]:
     """ONNX files of every exportable model, by path relative to `third_party` (exports kept in `work`)."""
     from exporters import ExportRequest, export
     from exporters.base import quiet_framework
-    from verifier.audit import discover
+    from verifier.auditing.audit import discover
 
     work.mkdir(parents=True, exist_ok=True)
     found, _ = discover([third_party])
@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "verifier" / "third_party_onnx")
     parser.add_argument("--write", action="store_true", help=f"write the null to {NULL_FILE}")
     args = parser.parse_args()
-    from verifier.onnx_file import read_onnx
+    from verifier.graph.onnx_file import read_onnx
 
     exported = export_all(args.third_party, args.work)
     sketches = {name: weights.sketch(read_onnx(path)[0]) for name, path in sorted(exported.items())}

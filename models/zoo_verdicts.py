@@ -1,11 +1,11 @@
-"""The shipped verdict (weights + behaviour, see verifier.evidence) on every pair of the zoo benchmark.
+"""The shipped verdict (weights + behaviour, see verifier.method.evidence) on every pair of the zoo benchmark.
 
 Run: python -m models.zoo_verdicts [--results models/benchmark_results/results.json]
 
 `python -m models.benchmark` measures the behavioural evidence alone (its z per pair is in
 results.json; fingerprints are deterministic, so rerunning it reproduces those numbers).  This
 adds the weight evidence (the source's sketch against every suspect file; seconds) and decides
-each pair as `verifier verify` does (:func:`verifier.verification.gather`): each piece held to
+each pair as `verifier verify` does (:func:`verifier.method.verification.gather`): each piece held to
 its share of the FPR, behaviour against the fold's reference null and the shipped strong-model
 null.  Prints derived / similar / independent per attack family and per kind of negative
 (README's zoo verdict table).
@@ -19,11 +19,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from models.build import ZOO
-from verifier import weights
-from verifier.calibration import Calibration
-from verifier.evidence import decide
-from verifier.onnx_file import read_onnx
-from verifier.verification import gather
+from verifier.graph.onnx_file import read_onnx
+from verifier.method import weights
+from verifier.method.calibration import Calibration
+from verifier.method.evidence import decide
+from verifier.method.verification import gather
 
 FPR = 0.01
 

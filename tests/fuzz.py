@@ -3,7 +3,7 @@
 Run:  python tests/fuzz.py [fingerprint|onnx|verify|exporters|all] [--count N] [--seed S] [--keep DIR]
 
 - ``fingerprint``: byte flips, insertions and truncations of a valid fingerprint file;
-- ``onnx``: the same on a small ONNX model, through ``verifier.onnx_file.read_onnx`` and ``load_model``;
+- ``onnx``: the same on a small ONNX model, through ``verifier.graph.onnx_file.read_onnx`` and ``load_model``;
 - ``verify``: loadable fingerprints whose JSON values were mutated and re-digested (what a forger
   makes), loaded and used to verify a model;
 - ``exporters``: the exporters' readers of untrusted files (Paddle and PyTorch pickles, Keras HDF5
@@ -41,8 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from builders import chain_weights, conv_chain
 
-from verifier import fingerprint_file, load_model
+from verifier import load_model
 from verifier.errors import VerifierError
+from verifier.method import fingerprint_file
 
 
 def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
@@ -150,7 +151,7 @@ class Fuzzer:
             lambda path: load_model(path, threads=1).run(self.model_probe)
 
     def verify(self, rng: random.Random) -> tuple[str, bytes, Callable[[Path], object]]:
-        from verifier.verification import verify
+        from verifier.method.verification import verify
 
         return ".vfp", redigested(self.fingerprint_path.read_bytes(), rng), \
             lambda path: verify(fingerprint_file.load(path), self.model)

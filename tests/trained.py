@@ -19,9 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a script: the repository's packages
 
 from verifier import load_model
-from verifier.degradation import Degradation
-from verifier.fingerprint import Fingerprint, Settings, create
-from verifier.inversion import RECIPES
+from verifier.method.degradation import Degradation
+from verifier.method.fingerprint import Fingerprint, Settings, create
+from verifier.method.inversion import RECIPES
 
 #: The committed models; names are those build() returns.
 COMMITTED = Path(__file__).parent / "data" / "trained"

@@ -5,20 +5,21 @@ one convention (float32 NCHW in [0, 1]) and differentiated with
 onnxruntime-training.  Importing this package needs no deep-learning framework.
 
 The Python API (:mod:`verifier.api`): ``verifier.fingerprint(...)``, ``verifier.verify(...)`` and
-``verifier.audit(...)``.  ``verifier.fingerprint`` and ``verifier.audit`` stay the submodules they
-always were; :mod:`verifier.api` makes them callable.
+``verifier.audit(...)``, and the typed objects they return.  The layers below it, in import order:
+:mod:`verifier.graph` (file -> runnable, differentiable model), :mod:`verifier.method` (critical images,
+evidence, calibrated verdict), :mod:`verifier.remote` (suspects behind an endpoint) and
+:mod:`verifier.auditing` (many suspects, many owners).
 """
 
-from verifier import audit, fingerprint
-from verifier.api import verify
-from verifier.audit import AuditResult, AuditRow, PairResult
+from verifier._version import __version__
+from verifier.api import audit, fingerprint, verify
+from verifier.auditing.audit import AuditResult, AuditRow, PairResult
 from verifier.errors import VerifierError
-from verifier.fingerprint import Fingerprint
-from verifier.io_spec import ImageIO
-from verifier.model import Model, load_model, model_from_proto
-from verifier.objective import Objective
-from verifier.verification import Verdict
+from verifier.graph.io_spec import ImageIO
+from verifier.graph.model import Model, load_model, model_from_proto
+from verifier.graph.objective import Objective
+from verifier.method.fingerprint import Fingerprint
+from verifier.method.verification import Verdict
 
-__version__ = "0.1.0"
 __all__ = ["AuditResult", "AuditRow", "Fingerprint", "ImageIO", "Model", "Objective", "PairResult", "Verdict",
            "VerifierError", "__version__", "audit", "fingerprint", "load_model", "model_from_proto", "verify"]

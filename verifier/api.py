@@ -8,36 +8,29 @@
 
 Paths or loaded objects are accepted where it makes sense; errors are
 :class:`~verifier.errors.VerifierError` with a one-line message, as on the command line.
-
-`verifier.fingerprint` and `verifier.audit` are also the names of submodules, which code and
-tests reach by those names (``verifier.fingerprint.create``, ``mock.patch("verifier.audit.run")``).
-Rather than shadow them with functions, this module makes those two submodules callable:
-calling one calls the function here of the same name.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
-import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from verifier.audit import AuditResult, AuditRow, Engine, load_owners, run
-from verifier.audit_cache import default_cache_dir
-from verifier.calibration import DEFAULT_FPR
-from verifier.degradation import Kind, default_degradation
-from verifier.endpoint import EndpointSpec
+from verifier.auditing.audit import AuditResult, AuditRow, Engine, load_owners, run
+from verifier.auditing.cache import default_cache_dir
 from verifier.errors import InputError, ModelFileError
-from verifier.fingerprint import DEFAULT_SEEDS, DEFAULT_THREADS, Fingerprint, Settings, create
-from verifier.inversion import RECIPES, Progress
-from verifier.io_spec import Layout
-from verifier.methods import MethodName
-from verifier.model import Model, load_model
-from verifier.references import reference_paths
-from verifier.suspect import Suspect
-from verifier.verification import Verdict
-from verifier.verification import verify as _verify
+from verifier.graph.io_spec import Layout
+from verifier.graph.model import Model, load_model
+from verifier.graph.suspect import Suspect
+from verifier.method.behaviour import MethodName
+from verifier.method.calibration import DEFAULT_FPR
+from verifier.method.degradation import Kind, default_degradation
+from verifier.method.fingerprint import DEFAULT_SEEDS, DEFAULT_THREADS, Fingerprint, Settings, create
+from verifier.method.inversion import RECIPES, Progress
+from verifier.method.references import reference_paths
+from verifier.method.verification import Verdict
+from verifier.method.verification import verify as _verify
+from verifier.remote.endpoint import EndpointSpec
 
 #: Said when the bundled references alone calibrate a fingerprint.
 BUNDLED_ONLY = ("calibrating on the bundled reference models only; independently trained models of your own "
@@ -51,7 +44,7 @@ def fingerprint(model: str | Path | Model, references: Sequence[str | Path] = ()
                 threads: int | None = None, progress: Progress | None = None,
                 sign: str | Path | None = None) -> Fingerprint:
     """Fingerprint an owner model and calibrate it (``verifier fingerprint``); saved to `output` if given,
-    signed with the private key file `sign` if given (see :mod:`verifier.signing`).
+    signed with the private key file `sign` if given (see :mod:`verifier.method.signing`).
 
     `references`: independent ONNX models or folders of them (default: the bundled ones for the task).
     """
@@ -76,7 +69,7 @@ def fingerprint(model: str | Path | Model, references: Sequence[str | Path] = ()
         progress(BUNDLED_ONLY)
     result = create(owner, [load_model(path, threads=threads) for path in paths], settings, fpr, progress=progress)
     if output is not None:
-        from verifier import fingerprint_file
+        from verifier.method import fingerprint_file
 
         fingerprint_file.save(result, output, sign_with=Path(sign) if sign is not None else None)
     return result
@@ -87,10 +80,10 @@ def verify(fingerprint: str | Path | Fingerprint, suspect: str | Path | Suspect,
            progress: Progress | None = None, require_signature: bool = False,
            trusted_keys: Sequence[str | Path] = ()) -> Verdict:
     """Decide whether `suspect` (a file in any format an exporter reads, a loaded :class:`Model`, or another
-    :class:`~verifier.suspect.Suspect` such as :func:`verifier.endpoint.connect`'s endpoint) derives from the
-    fingerprinted owner (``verifier verify``).  With `require_signature` or `trusted_keys` (public key files), an
+    :class:`~verifier.graph.suspect.Suspect` such as :func:`verifier.remote.endpoint.connect`'s endpoint)
+    derives from the fingerprinted owner (``verifier verify``).  With `require_signature` or `trusted_keys` (public key files), an
     unsigned fingerprint, or one signed by another key, is refused before any work."""
-    from verifier import fingerprint_file, signing
+    from verifier.method import fingerprint_file, signing
 
     fp = fingerprint if isinstance(fingerprint, Fingerprint) else fingerprint_file.load(fingerprint)
     if require_signature or trusted_keys:
@@ -134,21 +127,11 @@ def audit(owners: Sequence[str | Path], suspects: Sequence[str | Path], *, cache
     `cache`: where exports and suspects' evidence are kept between runs (default ~/.cache/verifier);
     `jobs`, `threads`: worker processes and threads per worker (default: fill the cores);
     `on_row(row, done, total)` is called as each suspect finishes; `endpoints`
-    (:meth:`EndpointSpec.parse <verifier.endpoint.EndpointSpec.parse>`) are audited after the files, one row each;
+    (:meth:`EndpointSpec.parse <verifier.remote.endpoint.EndpointSpec.parse>`) are audited after the files, one
+    row each;
     `engine`: ``local`` worker processes, or ``ray`` tasks (the ray extra; `address`: the cluster, default
     $RAY_ADDRESS or a local instance; a Ray connection this process already made is used as it is).
     """
     return run(load_owners([Path(path) for path in owners]), [Path(path) for path in suspects],
                Path(cache) if cache is not None else default_cache_dir(), jobs=jobs, threads=threads, on_row=on_row,
                endpoints=endpoints, engine=engine, address=address)
-
-
-def _make_callable(module_name: str, function: Callable) -> None:
-    """Let `module_name` be called as `function` while staying the module it is."""
-    module = sys.modules[module_name]
-    module.__class__ = type(f"{type(module).__name__}_callable", (types.ModuleType,),
-                            {"__call__": staticmethod(function), "__doc__": module.__doc__})
-
-
-_make_callable("verifier.fingerprint", fingerprint)
-_make_callable("verifier.audit", audit)

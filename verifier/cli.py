@@ -17,19 +17,19 @@ from typing import TYPE_CHECKING
 
 import click
 
-from verifier import __version__
-from verifier.audit import ENGINES, FAIL_ON, AuditRow
-from verifier.calibration import DEFAULT_FPR
-from verifier.degradation import KINDS
-from verifier.endpoint import DEFAULT_MAX_QUERIES, DEFAULT_TIMEOUT
+from verifier._version import __version__
+from verifier.auditing.audit import ENGINES, FAIL_ON, AuditRow
 from verifier.errors import GradientUnavailableError, InputError, VerifierError, first_line
-from verifier.evidence import format_p
-from verifier.fingerprint import DEFAULT_SEEDS
-from verifier.inversion import RECIPES
-from verifier.io_spec import LAYOUTS, parse_range
-from verifier.methods import METHODS
-from verifier.model import load_model
+from verifier.graph.io_spec import LAYOUTS, parse_range
+from verifier.graph.model import load_model
+from verifier.method.behaviour import METHODS
+from verifier.method.calibration import DEFAULT_FPR
+from verifier.method.degradation import KINDS
+from verifier.method.evidence import format_p
+from verifier.method.fingerprint import DEFAULT_SEEDS
+from verifier.method.inversion import RECIPES
 from verifier.output import check_output
+from verifier.remote.endpoint import DEFAULT_MAX_QUERIES, DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar  # what click.progressbar returns
@@ -108,7 +108,7 @@ def inspect(model_path: str, as_json: bool, layout, value_range, threads) -> Non
 
     Exits 2 when input gradients are unavailable, since such a model cannot be fingerprinted.
     """
-    from verifier.inspection import inspect_model
+    from verifier.graph.inspection import inspect_model
 
     report = inspect_model(load_model(model_path, layout=layout, value_range=value_range, threads=threads))
     if as_json:
@@ -243,7 +243,7 @@ def signature_options(command):
 
 
 def _check_signature(fp, path, require_signature: bool, trusted_keys) -> None:
-    from verifier import signing
+    from verifier.method import signing
 
     if require_signature or trusted_keys:
         signing.require(fp.signer, list(trusted_keys), path)
@@ -257,7 +257,7 @@ def keygen(output: Path) -> None:
 
     Keep the private key to yourself; give the .pub file to whoever verifies with --trusted-key.
     """
-    from verifier import signing
+    from verifier.method import signing
 
     check_output(output)
     public = signing.generate(output)
@@ -265,13 +265,13 @@ def keygen(output: Path) -> None:
 
 
 def _digest(path: str) -> str:
-    from verifier.onnx_file import sha256_file
+    from verifier.graph.onnx_file import sha256_file
 
     return sha256_file(Path(path))
 
 
 def _header_option(_ctx, _param, value: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    from verifier.endpoint import parse_header
+    from verifier.remote.endpoint import parse_header
 
     return tuple(parse_header(text) for text in value)
 
@@ -317,7 +317,7 @@ def verify(fingerprint_path: str, suspect_path: str | None, as_json: bool, endpo
 
     Exit status: 0 derived, 1 independent, 3 similar behaviour but lineage not shown, 2 error.
     """
-    from verifier import fingerprint_file
+    from verifier.method import fingerprint_file
 
     if (suspect_path is None) == (endpoint is None):
         raise InputError("give either SUSPECT or --endpoint URL" + (", not both" if endpoint else ""))
@@ -351,7 +351,7 @@ def _verify_file(fp, path: str, layout, value_range, threads):
     """The verdict on a model file, and the file as --json describes it."""
     from exporters.base import source_digest
     from verifier.api import load_any
-    from verifier.verification import verify as run_verify
+    from verifier.method.verification import verify as run_verify
 
     suspect = load_any(path, layout=layout, value_range=value_range, threads=threads or fp.settings.threads)
     result = run_verify(fp, suspect, progress=_progress)
@@ -363,8 +363,8 @@ def _verify_endpoint(fp, url: str, model: str | None, headers, max_queries: int 
                      layout, value_range):
     """The verdict on the model behind an endpoint (behaviour only), the endpoint as --json describes it (with
     the queries it took), what --json adds and the lines the text adds: weights were not available."""
-    from verifier.endpoint import NO_WEIGHTS, EndpointSpec, connect
-    from verifier.verification import verify as run_verify
+    from verifier.method.verification import verify as run_verify
+    from verifier.remote.endpoint import NO_WEIGHTS, EndpointSpec, connect
 
     spec = EndpointSpec.parse(url, model, headers=headers, max_queries=max_queries or DEFAULT_MAX_QUERIES,
                               timeout=timeout or DEFAULT_TIMEOUT, layout=layout, value_range=value_range)
@@ -404,8 +404,8 @@ def compare(first: str, second: str, as_json: bool) -> None:
     when FP_A was made with --method paper, the critical images (exit 0 derived, 1 independent,
     3 similar); with neither, prints the distances and exits 0.
     """
-    from verifier import fingerprint_file
-    from verifier.verification import compare as run_compare
+    from verifier.method import fingerprint_file
+    from verifier.method.verification import compare as run_compare
 
     result = run_compare(fingerprint_file.load(first), fingerprint_file.load(second))
     if as_json:
@@ -460,9 +460,10 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
     """
     import tempfile
 
-    from verifier import audit_json, config
-    from verifier.audit import check_engine, check_fail_on, load_owners, run, table
-    from verifier.audit_cache import default_cache_dir
+    from verifier.auditing import config
+    from verifier.auditing import results_json as audit_json
+    from verifier.auditing.audit import check_engine, check_fail_on, load_owners, run, table
+    from verifier.auditing.cache import default_cache_dir
     from verifier.output import write_atomic
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's native INFO lines would bury the table
@@ -506,7 +507,7 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
         if output:
             write_atomic(output, (json.dumps(document, indent=2) + "\n").encode())
         if html:
-            from verifier.report_html import render
+            from verifier.auditing.report import render
 
             write_atomic(html, render(result, fail_on).encode())
     click.echo(table(result), err=as_json)

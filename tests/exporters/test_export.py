@@ -19,7 +19,7 @@ from exporters.base import META_FRAMEWORK, META_SOURCE_SHA256, require
 from tests.verifier.builders import conv_model, save
 from verifier import load_model
 from verifier.cli import main
-from verifier.onnx_file import sha256_file
+from verifier.graph.onnx_file import sha256_file
 
 pytestmark = [pytest.mark.frameworks]
 

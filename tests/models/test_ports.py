@@ -5,7 +5,7 @@ paddle2onnx), and each port is `derived` from the fingerprint of the torch expor
 
 A framework is skipped when it, or its exporter, is not installed (Paddle lives in its own
 environment); an independently trained model's `independent` verdict is tested in
-tests/verifier/test_verification.py.
+tests/verifier/method/test_verification.py.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from trained import fingerprint
 from exporters import EXPORTERS, ExportError, ExportRequest, export
 from models.ports import PORTS, DnCNNWeights
 from verifier import load_model
-from verifier.fingerprint import Fingerprint
-from verifier.verification import verify
+from verifier.method.fingerprint import Fingerprint
+from verifier.method.verification import verify
 
 pytestmark = [pytest.mark.slow, pytest.mark.frameworks]
 

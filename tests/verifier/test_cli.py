@@ -226,7 +226,7 @@ def test_x3_model_fingerprints_with_the_default_size(tmp_path: Path):
     result = _invoke("fingerprint", str(owner), "-o", str(tmp_path / "x3.vfp"), *refs, "--seeds", "1",
                      "--threads", "1")
     assert result.exit_code == 0, result.output
-    from verifier import fingerprint_file
+    from verifier.method import fingerprint_file
 
     assert fingerprint_file.load(tmp_path / "x3.vfp").settings.recipe.size == 126
 
@@ -238,7 +238,7 @@ def test_fixed_size_owner_is_fingerprinted_on_its_canvas(tmp_path: Path):
     made = _invoke("fingerprint", str(owner), "-o", str(tmp_path / "fixed.vfp"), *refs, "--seeds", "1",
                    "--threads", "1")
     assert made.exit_code == 0, made.output
-    from verifier import fingerprint_file
+    from verifier.method import fingerprint_file
 
     assert fingerprint_file.load(tmp_path / "fixed.vfp").settings.recipe.size == 24
     # a non-square canvas (IMDN-RTC's 720x480): critical images at the recipe's size, probes on the canvas

@@ -1,0 +1,142 @@
+"""Weight-lineage evidence on conv chains built in-process: what it survives, what it refuses to see, and
+what its sketch gives away."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from builders import chain_weights, conv_chain
+from onnx import TensorProto, helper, numpy_helper
+
+from verifier.graph.runtime import make_session
+from verifier.method import weights
+
+
+def _score(owner: list[np.ndarray], suspect: onnx.ModelProto) -> weights.WeightComparison:
+    return weights.compare(weights.sketch(conv_chain(owner)), weights.sketch(suspect))
+
+
+def _permuted(convs: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    """The same network with every hidden layer's channels permuted (function unchanged)."""
+    rng = np.random.default_rng(seed)
+    out, previous = [], None
+    for weight in convs:
+        if previous is not None:
+            weight = weight[:, previous]
+        perm = rng.permutation(weight.shape[0]) if weight.shape[0] > 1 else np.arange(1)
+        out.append(weight[perm])
+        previous = perm
+    return out
+
+
+def _run(model: onnx.ModelProto, image: np.ndarray) -> np.ndarray:
+    return make_session(model.SerializeToString()).run(None, {"img": image})[0]
+
+
+OWNER = chain_weights(0)
+IMAGE = np.random.default_rng(9).random((1, 1, 24, 24), dtype=np.float32)
+
+
+def test_copy_scores_high_and_independent_near_zero():
+    same = _score(OWNER, conv_chain(OWNER))
+    independent = _score(OWNER, conv_chain(chain_weights(1)))
+    # the first and last layers have 1 input / output channel and are not sketched
+    assert same.owner_layers == same.aligned_layers == 3
+    assert same.score > 2.5
+    assert abs(independent.score) < 0.15
+    fitted = weights.null()
+    assert fitted.p_value(same.score) < 1e-6 and fitted.p_value(independent.score) > 0.01
+
+
+def test_hidden_channel_permutation_keeps_function_and_score():
+    permuted = conv_chain(_permuted(OWNER, 3))
+    np.testing.assert_allclose(_run(permuted, IMAGE), _run(conv_chain(OWNER), IMAGE), rtol=1e-4, atol=1e-5)
+    assert _score(OWNER, permuted).score == pytest.approx(_score(OWNER, conv_chain(OWNER)).score, abs=1e-6)
+
+
+def test_row_scaling_like_folded_batchnorm():
+    rng = np.random.default_rng(4)
+    scaled = [w * rng.uniform(0.2, 3.0, (w.shape[0], 1, 1, 1)).astype(np.float32) for w in OWNER]
+    assert _score(OWNER, conv_chain(scaled)).score == pytest.approx(_score(OWNER, conv_chain(OWNER)).score, abs=1e-4)
+
+
+def _fp16(index, weight, name):
+    return ([helper.make_node("Cast", [f"{name}_h"], [name], to=TensorProto.FLOAT)],
+            [numpy_helper.from_array(weight.astype(np.float16), f"{name}_h")])
+
+
+def _qdq_per_channel(index, weight, name):
+    scale = (np.abs(weight).reshape(len(weight), -1).max(axis=1) / 127).astype(np.float32)
+    quantised = np.clip(np.round(weight / scale[:, None, None, None]), -127, 127).astype(np.int8)
+    zero = np.zeros(len(weight), np.int8)
+    return ([helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"], [name], axis=0)],
+            [numpy_helper.from_array(quantised, f"{name}_q"), numpy_helper.from_array(scale, f"{name}_s"),
+             numpy_helper.from_array(zero, f"{name}_z")])
+
+
+def _keras_layout(index, weight, name):
+    """A TF/Keras kernel (kh, kw, in, out) transposed to ONNX's layout in the graph."""
+    return ([helper.make_node("Transpose", [f"{name}_k"], [name], perm=[3, 2, 0, 1])],
+            [numpy_helper.from_array(np.ascontiguousarray(weight.transpose(2, 3, 1, 0)), f"{name}_k")])
+
+
+@pytest.mark.parametrize("route", [_fp16, _qdq_per_channel, _keras_layout], ids=["fp16", "int8 QDQ", "keras layout"])
+def test_weights_are_read_through_casts_quantisation_and_layouts(route):
+    result = _score(OWNER, conv_chain(OWNER, route))
+    assert result.aligned_layers == 3 and result.score > 2.0
+
+
+def test_pruned_and_noisy_copies_stay_significant():
+    rng = np.random.default_rng(5)
+    pruned = [np.where(np.abs(w) >= np.quantile(np.abs(w), 0.3), w, 0).astype(np.float32) for w in OWNER]
+    noisy = [(w + rng.normal(0, 0.05 * w.std(), w.shape)).astype(np.float32) for w in OWNER]
+    fitted = weights.null()
+    for suspect in (pruned, noisy):
+        assert fitted.p_value(_score(OWNER, conv_chain(suspect)).score) < 1e-6
+
+
+def test_owner_layers_reused_inside_a_larger_network_align():
+    extra = chain_weights(7, depth=4)
+    bigger = [extra[0], extra[1], *OWNER[1:4], extra[2], extra[3]]  # the owner's hidden layers, wrapped
+    result = _score(OWNER, conv_chain(bigger))
+    assert result.aligned_layers == 3 and result.score > 2.5
+
+
+def test_sketch_does_not_give_the_weights_back():
+    """The best an attacker can do with a row's Gram matrix is a factor of it: the input-channel rotation is
+    lost, a different one per row, so the rebuilt kernels are unrelated to the real ones and the network
+    rebuilt from them does not compute the owner's function."""
+    found = weights.sketch(conv_chain(OWNER))
+    rebuilt = [OWNER[0]]  # not sketched: the attacker gets it free here, to be generous
+    for layer, weight in zip(found.layers, OWNER[1:4], strict=True):
+        inputs = weight.shape[1]
+        rows = []
+        for descriptor in layer:
+            gram = np.zeros((9, 9))
+            gram[np.triu_indices(9)] = descriptor
+            gram = gram + gram.T - np.diag(np.diag(gram))
+            values, vectors = np.linalg.eigh(gram)
+            factor = (vectors * np.sqrt(np.clip(values, 0, None))).T[::-1]  # (9, 9): G = F^T F
+            padded = np.zeros((inputs, 9))
+            padded[:min(inputs, 9)] = factor[:inputs]
+            rows.append(padded.reshape(inputs, 3, 3))
+        rebuilt.append(np.stack(rows).astype(np.float32))
+    rebuilt.append(OWNER[4])
+    for guess, truth in zip(rebuilt[1:4], OWNER[1:4], strict=True):
+        scale = np.linalg.norm(truth.reshape(len(truth), -1), axis=1)[:, None, None, None]
+        guess = guess * scale  # even given every row's norm
+        cosine = float((guess * truth).sum() / (np.linalg.norm(guess) * np.linalg.norm(truth)))
+        assert abs(cosine) < 0.5, cosine
+    owner_out = _run(conv_chain(OWNER), IMAGE).ravel()
+
+    def closeness(convs: list[np.ndarray]) -> float:
+        return float(np.corrcoef(owner_out, _run(conv_chain(convs), IMAGE).ravel())[0, 1])
+
+    # no closer to the owner's function than networks drawn independently from the same population
+    assert closeness(rebuilt) < min(closeness(chain_weights(seed)) for seed in (1, 2, 3))
+
+
+def test_models_without_qualifying_convolutions_have_an_empty_sketch():
+    assert len(weights.sketch(conv_chain([OWNER[0], OWNER[4]]))) == 0
+    assert weights.compare(weights.EMPTY_SKETCH, weights.sketch(conv_chain(OWNER))).score == 0.0
