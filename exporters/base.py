@@ -13,8 +13,6 @@ import importlib
 import importlib.metadata
 import io
 import logging
-import os
-import sys
 import warnings
 import zipfile
 import zlib
@@ -27,7 +25,7 @@ import onnx
 
 from verifier.errors import VerifierError
 from verifier.graph.io_spec import LAYOUTS, META_LAYOUT, META_RANGE
-from verifier.graph.onnx_file import read_onnx
+from verifier.graph.onnx_file import read_onnx, source_digest
 from verifier.output import atomic_path
 
 #: Metadata keys every export records (besides layout and range, which `verifier` reads).
@@ -117,19 +115,12 @@ def version(distribution: str) -> str:
         return "unknown"
 
 
-def user_code_importable() -> None:
-    """Let the user's own modules (an --arch factory, a trusted pickle's classes) import from the
-    working directory, as `python -m` would; console scripts do not put it on sys.path."""
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-
-
 def load_factory(spec: str):
-    """Resolve 'package.module:callable' (the user's own architecture code)."""
+    """Resolve 'package.module:callable' (the user's own architecture code), imported from sys.path (the CLI
+    puts the working directory there, as `python -m` would; see verifier.cli.set_up_process)."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ExportError(f"--arch must look like 'package.module:factory', got {spec!r}")
-    user_code_importable()
     try:
         return getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
@@ -216,20 +207,6 @@ def check_equivalence(model: onnx.ModelProto, native_output, onnx_input) -> tupl
         raise ExportError(f"exported model differs from the native one: max abs error {abs_error:.3g} "
                           f"(relative {rel_error:.3g} > {CHECK_TOLERANCE:g})")
     return abs_error, rel_error
-
-
-def source_digest(path: Path) -> str:
-    """sha256 of the source file; for a folder (a SavedModel), of its files' relative paths and digests,
-    in sorted order, so that any changed, added or removed file changes it."""
-    import hashlib
-
-    from verifier.graph.onnx_file import sha256_file
-
-    if not path.is_dir():
-        return sha256_file(path)
-    listing = "".join(f"{item.relative_to(path).as_posix()}\0{sha256_file(item)}\n"
-                      for item in sorted(path.rglob("*")) if item.is_file())
-    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def finish_export(target: Path, request: ExportRequest, native_output, onnx_input, **fields) -> ExportResult:

@@ -32,7 +32,6 @@ from exporters.base import (
     quiet_framework,
     require,
     unwrap_state_dict,
-    user_code_importable,
     version,
 )
 from exporters.paddle_pickle import CodeInPickle, load_arrays
@@ -81,7 +80,6 @@ def load_weights(path: Path, trust_pickle: bool):
     except Exception as exc:  # not a pickle: its bytes provoke whatever error the unpickler hits
         raise ExportError(f"cannot read {path} as a Paddle state_dict (paddle.save pickle): {first_line(exc)}"
                           f"{_JIT_SAVED if path.suffix.lower() == '.pdiparams' else ''}") from exc
-    user_code_importable()
     try:
         return load_arrays(path, trusted=True)
     except Exception as exc:

@@ -27,7 +27,6 @@ from exporters.base import (
     quiet_framework,
     require,
     unwrap_state_dict,
-    user_code_importable,
 )
 from exporters.torch_pickle import inert_state_dict
 from verifier.errors import first_line
@@ -68,7 +67,6 @@ def load_weights(torch, path: Path, trust_pickle: bool, arch: str | None = None)
             return weights
     except ExportError:  # not a module's pickle we can read inertly: the real unpickling below decides
         pass
-    user_code_importable()
     try:
         return torch.load(path, map_location="cpu", weights_only=False)  # the user trusts this file
     except (ImportError, AttributeError, pickle.UnpicklingError) as exc:

@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import verifier
-from verifier.auditing.audit import AuditResult, available_cores
+from verifier.auditing.results import AuditResult
+from verifier.auditing.worker import available_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "models" / "zoo" / "dncnn17_gray_s25"

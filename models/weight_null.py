@@ -33,12 +33,12 @@ NULL_FILE = NULLS / "weights.json"
 
 def export_all(third_party: Path, work: Path) -> dict[str, Path]:
     """ONNX files of every exportable model, by path relative to `third_party` (exports kept in `work`)."""
-    from exporters import ExportRequest, export
+    from exporters import ExportRequest, export, recognised
     from exporters.base import quiet_framework
-    from verifier.auditing.audit import discover
+    from verifier.auditing.discovery import discover
 
     work.mkdir(parents=True, exist_ok=True)
-    found, _ = discover([third_party])
+    found, _ = discover([third_party], recognised)
     exported = {}
     for path, name in found:
         target = work / (re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".onnx")

@@ -13,7 +13,7 @@ evidence, calibrated verdict), :mod:`verifier.remote` (suspects behind an endpoi
 
 from verifier._version import __version__
 from verifier.api import audit, fingerprint, verify
-from verifier.auditing.audit import AuditResult, AuditRow, PairResult
+from verifier.auditing.results import AuditResult, AuditRow, PairResult
 from verifier.errors import VerifierError
 from verifier.graph.io_spec import ImageIO
 from verifier.graph.model import Model, load_model, model_from_proto

@@ -12,12 +12,20 @@ Paths or loaded objects are accepted where it makes sense; errors are
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from verifier.auditing.audit import AuditResult, AuditRow, Engine, load_owners, run
+from verifier._version import __version__
 from verifier.auditing.cache import default_cache_dir
+from verifier.auditing.config import OwnerSpec
+from verifier.auditing.convert import Converter
+from verifier.auditing.discovery import load_owners
+from verifier.auditing.results import AuditResult, AuditRow, Engine
+from verifier.auditing.runner import run
 from verifier.errors import InputError, ModelFileError
 from verifier.graph.io_spec import Layout
 from verifier.graph.model import Model, load_model
@@ -81,8 +89,8 @@ def verify(fingerprint: str | Path | Fingerprint, suspect: str | Path | Suspect,
            trusted_keys: Sequence[str | Path] = ()) -> Verdict:
     """Decide whether `suspect` (a file in any format an exporter reads, a loaded :class:`Model`, or another
     :class:`~verifier.graph.suspect.Suspect` such as :func:`verifier.remote.endpoint.connect`'s endpoint)
-    derives from the fingerprinted owner (``verifier verify``).  With `require_signature` or `trusted_keys` (public key files), an
-    unsigned fingerprint, or one signed by another key, is refused before any work."""
+    derives from the fingerprinted owner (``verifier verify``).  With `require_signature` or `trusted_keys`
+    (public key files), an unsigned fingerprint, or one signed by another key, is refused before any work."""
     from verifier.method import fingerprint_file, signing
 
     fp = fingerprint if isinstance(fingerprint, Fingerprint) else fingerprint_file.load(fingerprint)
@@ -94,6 +102,53 @@ def verify(fingerprint: str | Path | Fingerprint, suspect: str | Path | Suspect,
     return _verify(fp, model, progress=progress)
 
 
+@dataclass(frozen=True)
+class VerifyReport:
+    """A verdict with what it was reached on, as ``verifier verify --json`` prints it."""
+
+    verdict: Verdict
+    fingerprint: dict  # path, sha256 of the file, sha256 of the owner's model, signer
+    suspect: dict  # a file: path, sha256, onnx_sha256; an endpoint: its spec, I/O and the queries it was sent
+    unavailable: dict[str, str] = field(default_factory=dict)  # evidence kinds not gathered, and why
+    notes: tuple[str, ...] = ()  # what the text output adds below the evidence
+
+    def to_dict(self) -> dict:
+        """JSON-ready form: the tool, the inputs, then the verdict's own fields."""
+        return {"tool": {"name": "verifier", "version": __version__},
+                "inputs": {"fingerprint": self.fingerprint, "suspect": self.suspect},
+                **self.verdict.to_dict(), **({"unavailable": self.unavailable} if self.unavailable else {})}
+
+
+def verify_report(fingerprint_path: str | Path, suspect: str | Path | EndpointSpec, *, layout: Layout | None = None,
+                  value_range: tuple[float, float] | None = None, threads: int | None = None,
+                  require_signature: bool = False, trusted_keys: Sequence[str | Path] = (),
+                  progress: Progress | None = None) -> VerifyReport:
+    """``verifier verify`` without the printing: :func:`verify` on a fingerprint file and a model file (any
+    format) or an endpoint, with the inputs described by their digests (and an endpoint's queries counted)."""
+    from verifier.graph.onnx_file import sha256_file, source_digest
+    from verifier.method import fingerprint_file, signing
+    from verifier.remote.endpoint import NO_WEIGHTS, connect
+
+    fp = fingerprint_file.load(fingerprint_path)
+    if require_signature or trusted_keys:
+        signing.require(fp.signer, [Path(key) for key in trusted_keys], fingerprint_path)
+    described_fp = {"path": str(fingerprint_path), "sha256": sha256_file(Path(fingerprint_path)),
+                    "owner_sha256": fp.owner["sha256"], "signer": fp.signer}
+    if isinstance(suspect, EndpointSpec):
+        endpoint = connect(suspect, progress=progress)
+        endpoint.expect(len(fp.residuals))
+        result = _verify(fp, endpoint, progress=progress)
+        return VerifyReport(result, described_fp,
+                            {"endpoint": suspect.to_dict(), "io": endpoint.io.to_dict(), **endpoint.usage.to_dict()},
+                            {"weights": NO_WEIGHTS}, (f"   {'weights':<9} not available: {NO_WEIGHTS}",
+                                                      f"endpoint {suspect.url}: {endpoint.usage.describe()}"))
+    model = load_any(suspect, layout=layout, value_range=value_range, threads=threads or fp.settings.threads)
+    result = _verify(fp, model, progress=progress)
+    assert model.source is not None  # load_any records the file it read
+    return VerifyReport(result, described_fp, {"path": str(suspect), "sha256": source_digest(Path(suspect)),
+                                               "onnx_sha256": model.source.sha256})
+
+
 def load_any(path: str | Path, *, layout: Layout | None = None, value_range: tuple[float, float] | None = None,
              threads: int | None = None) -> Model:
     """A model file in any format an exporter reads (as ``verifier audit`` takes them), exported to ONNX first
@@ -101,20 +156,24 @@ def load_any(path: str | Path, *, layout: Layout | None = None, value_range: tup
     runs).  `layout` and `value_range` override what the file says."""
     import tempfile
 
-    from exporters import ExportRequest, detect, export
-    from exporters.base import quiet_framework
-
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"model file not found: {path}")
-    exporter = detect(path)
-    if exporter.name == "onnx":
+    converter = _converter()
+    framework = converter.format(path)
+    if framework == "onnx":
         return load_model(path, layout=layout, value_range=value_range, threads=threads)
     with tempfile.TemporaryDirectory(prefix="verifier-export-") as folder:
         target = Path(folder) / f"{path.name}.onnx"
-        with quiet_framework():
-            export(ExportRequest(source=path, output=target), exporter.name)
+        converter.convert(path, framework, target)
         return load_model(target, layout=layout, value_range=value_range, threads=threads)
+
+
+def _converter() -> Converter:
+    """The exporters, as the audit and :func:`load_any` use them (imported here, the one layer that may)."""
+    from exporters.converter import Exporters
+
+    return Exporters()
 
 
 def audit(owners: Sequence[str | Path], suspects: Sequence[str | Path], *, cache: str | Path | None = None,
@@ -133,5 +192,104 @@ def audit(owners: Sequence[str | Path], suspects: Sequence[str | Path], *, cache
     $RAY_ADDRESS or a local instance; a Ray connection this process already made is used as it is).
     """
     return run(load_owners([Path(path) for path in owners]), [Path(path) for path in suspects],
-               Path(cache) if cache is not None else default_cache_dir(), jobs=jobs, threads=threads, on_row=on_row,
-               endpoints=endpoints, engine=engine, address=address)
+               Path(cache) if cache is not None else default_cache_dir(), _converter(), jobs=jobs, threads=threads,
+               on_row=on_row, endpoints=endpoints, engine=engine, address=address)
+
+
+@dataclass(frozen=True)
+class AuditRequest:
+    """Everything ``verifier audit`` takes.  What is not set here comes from the config file (`config`, or
+    ./verifier.toml when present), then from the defaults; suspects given here replace the file's suspects and
+    its endpoints alike."""
+
+    owners: tuple[Path, ...] = ()  # fingerprint files; none: the config's [[owners]], made first when missing
+    suspects: tuple[Path, ...] = ()
+    config: Path | None = None
+    json: Path | None = None  # where to write the JSON results
+    html: Path | None = None  # where to write the HTML report
+    fail_on: tuple[str, ...] = ()  # the gate (see verifier.auditing.results.FAIL_ON)
+    jobs: int | None = None
+    threads: int | None = None
+    cache: Path | None = None
+    no_cache: bool = False  # a temporary cache, removed afterwards
+    engine: Engine | None = None
+    address: str | None = None
+    require_signature: bool = False
+    trusted_keys: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """An audit's result, the gate it was held to, and the JSON document (as written to ``--json``/``-o``)."""
+
+    result: AuditResult
+    fail_on: tuple[str, ...]
+    document: dict
+
+    @property
+    def exit_code(self) -> int:
+        """0: the gate passes; 1: a suspect fails it; 2: a suspect that fails it could not be audited."""
+        return int(self.document["gate"]["exit_code"])
+
+
+def run_audit(request: AuditRequest, *, progress: Progress | None = None,
+              on_start: Callable[[int], None] | None = None,
+              on_row: Callable[[AuditRow, int, int], None] | None = None) -> AuditReport:
+    """``verifier audit`` without the printing: the config read and merged, owners made and their signatures
+    checked, outputs checked before any work and written after it, a temporary cache when asked.
+
+    `progress` hears about fingerprints being made; `on_start(total)` and `on_row(row, done, total)` about the
+    suspects.
+    """
+    import tempfile
+
+    from verifier.auditing import config, results_json
+    from verifier.auditing.results import check_fail_on
+    from verifier.auditing.runner import check_engine
+    from verifier.output import check_output, write_atomic
+
+    config_path = request.config
+    if config_path is None and Path(config.DEFAULT_NAME).is_file():
+        config_path = Path(config.DEFAULT_NAME)
+    configured = config.load(config_path) if config_path else config.AuditConfig()
+    fail_on = check_fail_on(request.fail_on or configured.fail_on)
+    engine = request.engine or configured.engine
+    address = request.address or (configured.address if engine == "ray" else None)  # local drops the file's
+    check_engine(engine, address)
+    owner_files = list(request.owners) or [_ensure_owner(spec, progress) for spec in configured.owners]
+    owners = load_owners(owner_files)
+    if request.require_signature or request.trusted_keys:
+        from verifier.method import signing
+
+        for owner in owners:
+            signing.require(owner.fingerprint.signer, list(request.trusted_keys), owner.path)
+    output, html = request.json or configured.json, request.html or configured.html
+    for path in (output, html):
+        if path:
+            check_output(path)
+    with contextlib.ExitStack() as stack:
+        cache = (Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="verifier-cache-"))) if request.no_cache
+                 else request.cache or configured.cache or default_cache_dir())
+        result = run(owners, list(request.suspects) or list(configured.suspects), cache, _converter(),
+                     jobs=request.jobs or configured.jobs, threads=request.threads or configured.threads,
+                     on_start=on_start, on_row=on_row, endpoints=() if request.suspects else configured.endpoints,
+                     engine=engine, address=address)
+        # A temporary cache is removed on return: the JSON must not point to it (the HTML, written now, reads it).
+        document = results_json.to_dict(dataclasses.replace(result, cache=None) if request.no_cache else result,
+                                         fail_on)
+        if output:
+            write_atomic(output, (json.dumps(document, indent=2) + "\n").encode())
+        if html:
+            from verifier.auditing.report import render
+
+            write_atomic(html, render(result, fail_on).encode())
+    return AuditReport(result, fail_on, document)
+
+
+def _ensure_owner(spec: OwnerSpec, progress: Progress | None) -> Path:
+    """An [[owners]] entry's fingerprint file, made from its model first if it does not exist yet."""
+    if not spec.fingerprint.exists() and spec.model is not None:
+        if progress:
+            progress(f"{spec.fingerprint} does not exist: fingerprinting {spec.model}")
+        fingerprint(spec.model, spec.references, output=spec.fingerprint, progress=progress, **spec.options)
+    return spec.fingerprint

@@ -8,7 +8,6 @@ input.  Set VERIFIER_DEBUG=1 to see tracebacks of unexpected errors.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import sys
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from verifier._version import __version__
-from verifier.auditing.audit import ENGINES, FAIL_ON, AuditRow
+from verifier.auditing.results import ENGINES, FAIL_ON, AuditRow
 from verifier.errors import GradientUnavailableError, InputError, VerifierError, first_line
 from verifier.graph.io_spec import LAYOUTS, parse_range
 from verifier.graph.model import load_model
@@ -77,6 +76,17 @@ _EXAMPLES = {
 @click.version_option(__version__, prog_name="verifier")
 def main() -> None:
     """Fingerprint image-restoration models and verify whether a suspect derives from an owner's model."""
+    set_up_process()
+
+
+def set_up_process() -> None:
+    """What this process needs as a command-line tool, set once here rather than by library code: the working
+    directory on sys.path, as `python -m` would put it (a user's --arch factory or trusted pickle's classes
+    import from there; console scripts leave it out), and TensorFlow's native INFO lines off (they would bury
+    tables and one-line errors).  Worker processes set their own (verifier.auditing.worker.prepare_worker_process)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 def _range(_ctx, _param, value: str | None) -> tuple[float, float] | None:
@@ -242,13 +252,6 @@ def signature_options(command):
                         help="Refuse fingerprints that are not signed (by any key unless --trusted-key).")(command)
 
 
-def _check_signature(fp, path, require_signature: bool, trusted_keys) -> None:
-    from verifier.method import signing
-
-    if require_signature or trusted_keys:
-        signing.require(fp.signer, list(trusted_keys), path)
-
-
 @main.command(short_help="Make a key pair for signing fingerprints.", epilog=_EXAMPLES["keygen"])
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Private key file to write; the public key goes to OUTPUT.pub.")
@@ -262,12 +265,6 @@ def keygen(output: Path) -> None:
     check_output(output)
     public = signing.generate(output)
     click.echo(f"wrote {output} (private: keep it) and {output}.pub: {public}")
-
-
-def _digest(path: str) -> str:
-    from verifier.graph.onnx_file import sha256_file
-
-    return sha256_file(Path(path))
 
 
 def _header_option(_ctx, _param, value: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -317,63 +314,26 @@ def verify(fingerprint_path: str, suspect_path: str | None, as_json: bool, endpo
 
     Exit status: 0 derived, 1 independent, 3 similar behaviour but lineage not shown, 2 error.
     """
-    from verifier.method import fingerprint_file
+    from verifier.api import verify_report
+    from verifier.remote.endpoint import EndpointSpec
 
     if (suspect_path is None) == (endpoint is None):
         raise InputError("give either SUSPECT or --endpoint URL" + (", not both" if endpoint else ""))
     if endpoint is None and (endpoint_model or headers or max_queries or timeout):
         raise InputError("--model, --header, --max-queries and --timeout go with --endpoint")
-    fp = fingerprint_file.load(fingerprint_path)
-    _check_signature(fp, fingerprint_path, require_signature, trusted_keys)
-    if suspect_path is not None:
-        result, described = _verify_file(fp, suspect_path, layout, value_range, threads)
-        extra, notes = {}, []
-    else:
-        assert endpoint is not None  # exactly one of the two, checked above
-        result, described, extra, notes = _verify_endpoint(fp, endpoint, endpoint_model, headers, max_queries,
-                                                           timeout, layout, value_range)
+    suspect = suspect_path if endpoint is None else EndpointSpec.parse(
+        endpoint, endpoint_model, headers=headers, max_queries=max_queries or DEFAULT_MAX_QUERIES,
+        timeout=timeout or DEFAULT_TIMEOUT, layout=layout, value_range=value_range)
+    assert suspect is not None  # exactly one of the two, checked above
+    report = verify_report(fingerprint_path, suspect, layout=layout, value_range=value_range, threads=threads,
+                           require_signature=require_signature, trusted_keys=trusted_keys, progress=_progress)
     if as_json:
-        click.echo(json.dumps({
-            "tool": {"name": "verifier", "version": __version__},
-            "inputs": {"fingerprint": {"path": fingerprint_path, "sha256": _digest(fingerprint_path),
-                                       "owner_sha256": fp.owner["sha256"], "signer": fp.signer},
-                       "suspect": described},
-            **result.to_dict(), **extra,
-        }, indent=2))
+        click.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        _print_verdict(result)
-        for line in notes:
+        _print_verdict(report.verdict)
+        for line in report.notes:
             click.echo(line)
-    sys.exit(VERDICT_EXIT[result.verdict])
-
-
-def _verify_file(fp, path: str, layout, value_range, threads):
-    """The verdict on a model file, and the file as --json describes it."""
-    from exporters.base import source_digest
-    from verifier.api import load_any
-    from verifier.method.verification import verify as run_verify
-
-    suspect = load_any(path, layout=layout, value_range=value_range, threads=threads or fp.settings.threads)
-    result = run_verify(fp, suspect, progress=_progress)
-    assert suspect.source is not None  # load_any records the file it read
-    return result, {"path": path, "sha256": source_digest(Path(path)), "onnx_sha256": suspect.source.sha256}
-
-
-def _verify_endpoint(fp, url: str, model: str | None, headers, max_queries: int | None, timeout: float | None,
-                     layout, value_range):
-    """The verdict on the model behind an endpoint (behaviour only), the endpoint as --json describes it (with
-    the queries it took), what --json adds and the lines the text adds: weights were not available."""
-    from verifier.method.verification import verify as run_verify
-    from verifier.remote.endpoint import NO_WEIGHTS, EndpointSpec, connect
-
-    spec = EndpointSpec.parse(url, model, headers=headers, max_queries=max_queries or DEFAULT_MAX_QUERIES,
-                              timeout=timeout or DEFAULT_TIMEOUT, layout=layout, value_range=value_range)
-    suspect = connect(spec, progress=_progress)
-    suspect.expect(len(fp.residuals))
-    result = run_verify(fp, suspect, progress=_progress)
-    described = {"endpoint": spec.to_dict(), "io": suspect.io.to_dict(), **suspect.usage.to_dict()}
-    notes = [f"   {'weights':<9} not available: {NO_WEIGHTS}", f"endpoint {spec.url}: {suspect.usage.describe()}"]
-    return result, described, {"unavailable": {"weights": NO_WEIGHTS}}, notes
+    sys.exit(VERDICT_EXIT[report.verdict.verdict])
 
 
 #: Exit status of `verify` per verdict.
@@ -458,32 +418,14 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
     Exit status: 0 when no suspect fails the --fail-on policy, 1 when one does, 2 when a file that
     fails it could not be audited or the audit could not run.
     """
-    import tempfile
+    from verifier.api import AuditRequest, run_audit
+    from verifier.auditing.table import table
 
-    from verifier.auditing import config
-    from verifier.auditing import results_json as audit_json
-    from verifier.auditing.audit import check_engine, check_fail_on, load_owners, run, table
-    from verifier.auditing.cache import default_cache_dir
-    from verifier.output import write_atomic
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's native INFO lines would bury the table
-    if config_path is None and Path(config.DEFAULT_NAME).is_file():
-        config_path = Path(config.DEFAULT_NAME)
-    configured = config.load(config_path) if config_path else config.AuditConfig()
-    fail_on = check_fail_on(fail_on or configured.fail_on)
-    engine = engine or configured.engine
-    address = address or (configured.address if engine == "ray" else None)  # --engine local drops the file's
-    check_engine(engine, address)
-    loaded = load_owners(list(owners) or [spec.ensure(_progress) for spec in configured.owners])
-    for owner in loaded:
-        _check_signature(owner.fingerprint, owner.path, require_signature, trusted_keys)
-    output, html = output or configured.json, html or configured.html
-    for path in (output, html):
-        if path:
-            check_output(path)
+    request = AuditRequest(owners=tuple(owners), suspects=tuple(suspects), config=config_path, json=output, html=html,
+                           fail_on=tuple(fail_on), jobs=jobs, threads=threads, cache=cache, no_cache=no_cache,
+                           engine=engine, address=address, require_signature=require_signature,
+                           trusted_keys=tuple(trusted_keys))
     with contextlib.ExitStack() as stack:
-        if no_cache:
-            cache = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="verifier-cache-")))
         # made once the suspects are counted; closed with the stack, before the table is printed
         bar: list[ProgressBar[AuditRow]] = []
 
@@ -493,24 +435,12 @@ def audit(suspects, owners, config_path, as_json: bool, output, html, fail_on, j
                     length=total, label="auditing", file=sys.stderr, show_pos=True,
                     item_show_func=lambda row: row.name if row else "")))
 
-        def on_row(row, _done: int, _total: int) -> None:
+        def on_row(row: AuditRow, _done: int, _total: int) -> None:
             if bar:
                 bar[0].update(1, row)
 
-        # SUSPECTS on the command line replace the file's suspects and its [[endpoints]]
-        result = run(loaded, list(suspects) or list(configured.suspects),
-                     cache or configured.cache or default_cache_dir(), jobs=jobs or configured.jobs,
-                     threads=threads or configured.threads, on_start=start, on_row=on_row,
-                     endpoints=() if suspects else configured.endpoints, engine=engine, address=address)
-        # A temporary cache is removed on exit: the JSON must not point to it (the HTML, written now, reads it).
-        document = audit_json.to_dict(dataclasses.replace(result, cache=None) if no_cache else result, fail_on)
-        if output:
-            write_atomic(output, (json.dumps(document, indent=2) + "\n").encode())
-        if html:
-            from verifier.auditing.report import render
-
-            write_atomic(html, render(result, fail_on).encode())
-    click.echo(table(result), err=as_json)
+        report = run_audit(request, progress=_progress, on_start=start, on_row=on_row)
+    click.echo(table(report.result), err=as_json)
     if as_json:
-        click.echo(json.dumps(document, indent=2))
-    sys.exit(document["gate"]["exit_code"])
+        click.echo(json.dumps(report.document, indent=2))
+    sys.exit(report.exit_code)

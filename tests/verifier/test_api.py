@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import verifier
-from verifier.auditing.audit import AuditResult
+from verifier.auditing.results import AuditResult
 from verifier.method.verification import Verdict
 
 
@@ -17,7 +19,7 @@ def test_api_names_are_plain_functions_apart_from_the_modules():
     submodules are imported; the modules behind them have names of their own."""
     import types
 
-    import verifier.auditing.audit as audit_module
+    import verifier.auditing.runner as audit_module
     import verifier.method.fingerprint as fingerprint_module
     from verifier import api
 
@@ -54,3 +56,44 @@ def test_verify_and_audit_agree_with_the_cli_audit(audited, tmp_path: Path):
         ("copy.onnx", "derived", "owner"), ("other_copy.onnx", "derived", "other")]
     assert seen == [("copy.onnx", 1, 2), ("other_copy.onnx", 2, 2)]  # one worker: in order
     assert result.exit_code(("derived",)) == 1 and result.exit_code(("never",)) == 0
+
+
+def test_run_audit_and_verify_report_are_the_cli_without_printing(audited, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch):
+    """The commands' jobs live in the API: the same JSON as `--json`, the same exit code, outputs written, a
+    temporary cache gone and not named in the results."""
+    import json
+
+    from click.testing import CliRunner
+
+    from verifier.api import AuditRequest, run_audit, verify_report
+    from verifier.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no verifier.toml here
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for name in ("copy.onnx", "other_copy.onnx"):  # against "owner": a copy, and an independent model
+        shutil.copy(audited.folder / name, folder / name)
+    request = AuditRequest(owners=(audited.owners["owner"],), suspects=(folder,), json=tmp_path / "a.json",
+                           threads=1, jobs=1, no_cache=True)
+    report = run_audit(request)
+    assert report.exit_code == 1 and report.fail_on == ("derived", "error")
+    assert json.loads((tmp_path / "a.json").read_text()) == report.document
+    assert report.document["settings"]["cache"] is None and report.result.cache is not None
+    assert not Path(report.result.cache).exists()
+    cli = CliRunner().invoke(main, ["audit", "--owner", str(audited.owners["owner"]), str(folder), "--threads", "1",
+                                    "--jobs", "1", "--no-cache", "--json"])
+    assert cli.exit_code == report.exit_code
+    printed = json.loads(cli.stdout)
+    assert [(s["name"], s["verdict"], s["score"]) for s in printed["suspects"]] == [
+        (s["name"], s["verdict"], s["score"]) for s in report.document["suspects"]]
+
+    suspect = folder / "copy.onnx"
+    verified = verify_report(audited.owners["owner"], suspect, threads=1)
+    cli = CliRunner().invoke(main, ["verify", str(audited.owners["owner"]), str(suspect), "--threads", "1", "--json"])
+    printed = json.loads(cli.stdout)
+    expected = verified.to_dict()
+    for document in (printed, expected):
+        document.pop("seconds")
+    assert printed == expected and expected["verdict"] == "derived" and cli.exit_code == 0
+    assert expected["inputs"]["suspect"]["sha256"] == expected["inputs"]["suspect"]["onnx_sha256"]

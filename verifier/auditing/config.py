@@ -4,7 +4,7 @@ Example (paths are relative to the file's folder)::
 
     [audit]
     suspects = ["vendor_models/"]      # files or folders
-    fail_on = ["derived", "error"]     # the gate (see verifier.auditing.audit.FAIL_ON)
+    fail_on = ["derived", "error"]     # the gate (see verifier.auditing.results.FAIL_ON)
     json = "audit.json"                # optional outputs
     html = "audit.html"
     cache = ".verifier-cache"          # default: ~/.cache/verifier
@@ -36,10 +36,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from verifier.auditing.audit import DEFAULT_FAIL_ON, ENGINES, Engine, check_fail_on
+from verifier.auditing.results import DEFAULT_FAIL_ON, ENGINES, Engine, check_fail_on
 from verifier.errors import InputError
 from verifier.graph.io_spec import parse_range
-from verifier.method.inversion import Progress
 from verifier.remote.endpoint import DEFAULT_MAX_QUERIES, DEFAULT_TIMEOUT, EndpointSpec, headers_from
 
 #: The file a bare `verifier audit` reads from the working directory.
@@ -59,16 +58,6 @@ class OwnerSpec:
     model: Path | None = None
     references: tuple[Path, ...] = ()
     options: dict = field(default_factory=dict)  # FINGERPRINT_OPTIONS given for making it
-
-    def ensure(self, progress: Progress | None = None) -> Path:
-        """The fingerprint file, made from `model` first if it does not exist yet."""
-        if not self.fingerprint.exists() and self.model is not None:
-            from verifier.api import fingerprint
-
-            if progress:
-                progress(f"{self.fingerprint} does not exist: fingerprinting {self.model}")
-            fingerprint(self.model, self.references, output=self.fingerprint, progress=progress, **self.options)
-        return self.fingerprint
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ nothing imports this module, or Ray, until an audit asks for ``engine="ray"``.
 
 What travels: a task gets the suspect's path (or endpoint spec), the owners' fingerprint paths with their
 sha256, the cache folder and the thread count, never a model or a session (onnxruntime sessions cannot be
-pickled).  It runs the local engine's per-suspect code (:class:`verifier.auditing.audit.Worker`), so the rows are the
+pickled).  It runs the local engine's per-suspect code (:class:`verifier.auditing.worker.Worker`), so the rows are the
 local engine's rows: same verdicts, bit-identical scores at the same thread count.  A Ray worker process keeps
 its loaded owners between tasks (:data:`_WORKERS`), as a local pool worker does; a fingerprint whose sha256
 differs on the worker from the driver's fails that suspect's row instead of judging it against another owner.
@@ -29,17 +29,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from verifier.auditing.audit import (
-    AuditInput,
-    AuditRow,
-    Owner,
-    Worker,
-    available_cores,
-    load_owners,
-    prepare_worker_process,
-    worker_failed,
-)
 from verifier.auditing.cache import Cache
+from verifier.auditing.convert import Converter
+from verifier.auditing.discovery import load_owners
+from verifier.auditing.results import AuditRow, Owner
+from verifier.auditing.worker import AuditInput, Worker, available_cores, prepare_worker_process, worker_failed
 from verifier.errors import InputError
 
 #: A task whose worker died is tried once more (a lost node on a real cluster); a file that crashes its worker
@@ -63,22 +57,23 @@ class TaskContext:
     cache_root: str
     threads: int
     cwd: str  # the driver's working directory, so relative paths mean the same on the worker
+    converter: Converter  # the exporters, from the API
 
 
 #: The owners a worker process has loaded, by what they were loaded from (Ray reuses worker processes).
-_WORKERS: dict[tuple[tuple[OwnerFile, ...], str, int], Worker] = {}
+_WORKERS: dict[tuple[tuple[OwnerFile, ...], str, int, Converter], Worker] = {}
 
 
 def _worker(context: TaskContext) -> Worker:
     """This process's worker for `context`, loading the owners the first time."""
-    key = (context.owners, context.cache_root, context.threads)
+    key = (context.owners, context.cache_root, context.threads, context.converter)
     if key not in _WORKERS:
         loaded = load_owners([Path(owner.path) for owner in context.owners])
         for owner, sent in zip(loaded, context.owners, strict=True):
             if owner.sha256 != sent.sha256:
                 raise InputError(f"owner fingerprint {owner.path} on this worker is not the driver's "
                                  f"(sha256 {owner.sha256[:12]}, expected {sent.sha256[:12]})")
-        _WORKERS[key] = Worker(loaded, Cache(context.cache_root), context.threads)
+        _WORKERS[key] = Worker(loaded, Cache(context.cache_root), context.threads, context.converter)
     return _WORKERS[key]
 
 
@@ -124,7 +119,8 @@ def _failure(ray: ModuleType, exc: BaseException) -> BaseException:
 
 
 def run_on_ray(owners: Sequence[Owner], suspects: Sequence[AuditInput], cache_root: Path, threads: int,
-               jobs: int | None, finished: Callable[[int, AuditRow], None], address: str | None = None,
+               jobs: int | None, finished: Callable[[int, AuditRow], None], converter: Converter,
+               address: str | None = None,
                work: Callable[[TaskContext, AuditInput], AuditRow] = audit_task) -> int:
     """Audit `suspects` as Ray tasks of `threads` CPUs each, calling `finished(index, row)` as each completes;
     the number of tasks that could run at once (what the result reports as its jobs).
@@ -141,7 +137,7 @@ def run_on_ray(owners: Sequence[Owner], suspects: Sequence[AuditInput], cache_ro
         connect(address)
     try:
         context = TaskContext(tuple(OwnerFile(str(owner.path), owner.sha256) for owner in owners),
-                              str(cache_root), threads, os.getcwd())
+                              str(cache_root), threads, os.getcwd(), converter)
         task = ray.remote(work).options(num_cpus=threads, max_retries=RETRIES)
         window = min(jobs or len(suspects), len(suspects))
         waiting = iter(enumerate(suspects))

@@ -20,8 +20,8 @@ from collections.abc import Callable
 import numpy as np
 
 from verifier._version import __version__
-from verifier.auditing.audit import AuditResult, AuditRow, Owner, PairResult
 from verifier.auditing.cache import Cache
+from verifier.auditing.results import AuditResult, AuditRow, Owner, PairResult
 from verifier.method.evidence import MEANING, Evidence, format_p
 from verifier.method.fingerprint import Fingerprint
 from verifier.png import encode_png

@@ -22,7 +22,7 @@ not be audited, with its message), ``summary`` (suspects per verdict) and ``gate
 from __future__ import annotations
 
 from verifier._version import __version__
-from verifier.auditing.audit import AuditResult, AuditRow, PairResult
+from verifier.auditing.results import AuditResult, AuditRow, PairResult
 
 SCHEMA_NAME = "verifier.audit"
 #: 2: the verdict "similar", and each pair's evidence (weights, behaviour) with the kind that decided.

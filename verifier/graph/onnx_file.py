@@ -39,6 +39,16 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def source_digest(path: Path) -> str:
+    """sha256 of a model's source file; for a folder (a SavedModel), of its files' relative paths and digests,
+    in sorted order, so that any changed, added or removed file changes it."""
+    if not path.is_dir():
+        return sha256_file(path)
+    listing = "".join(f"{item.relative_to(path).as_posix()}\0{sha256_file(item)}\n"
+                      for item in sorted(path.rglob("*")) if item.is_file())
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
 def read_onnx(path: str | Path) -> tuple[onnx.ModelProto, ModelSource]:
     """Parse an ONNX file (and its external data) after validating it."""
     path = Path(path)

@@ -11,12 +11,13 @@ import pytest
 from audit_samples import CORRUPT, DERIVED, SETTINGS, framework_installed, sample_name
 from click.testing import CliRunner
 
-from exporters import EXPORTERS
-from exporters.base import source_digest
-from verifier.auditing.audit import AuditResult, AuditRow, PairResult, check_fail_on, discover
+from exporters import EXPORTERS, recognised
+from verifier.auditing.discovery import discover
+from verifier.auditing.results import AuditResult, AuditRow, PairResult, check_fail_on
 from verifier.auditing.results_json import JSON_SCHEMA, SCHEMA_VERSION
 from verifier.cli import main
 from verifier.errors import InputError
+from verifier.graph.onnx_file import source_digest
 
 _TYPES = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float), "boolean": bool,
           "null": type(None)}
@@ -152,12 +153,12 @@ def test_discover_skips_unknown_files_and_external_data(tmp_path: Path, conv_onn
     (tmp_path / "weights.pth").write_bytes(b"x")
     (tmp_path / ".hidden.onnx").write_bytes(b"x")
     (tmp_path / "manifest.json").write_text("{}")
-    suspects, skipped = discover([tmp_path])
+    suspects, skipped = discover([tmp_path], recognised)
     assert [name for _, name in suspects] == ["conv.onnx", "ext.onnx", "weights.pth"]  # not ext.bin (weights)
     assert skipped == [str(tmp_path / "manifest.json")]
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no model files"):
-        discover([tmp_path / "empty"])
+        discover([tmp_path / "empty"], recognised)
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -182,8 +183,8 @@ def test_paper_method_evidence_is_shared_by_owners_with_the_same_settings(traine
     """With ``paper`` the suspect's evidence is its own critical images: computed once, reused for the next owner,
     and shown beside the owner's in the report."""
     import verifier
-    from verifier.auditing.audit import DEFAULT_FAIL_ON
     from verifier.auditing.report import render
+    from verifier.auditing.results import DEFAULT_FAIL_ON
 
     references = [trained_models[name] for name in ("ref_0", "ref_1", "ref_2")]
     owners = [tmp_path / "a.vfp", tmp_path / "b.vfp"]

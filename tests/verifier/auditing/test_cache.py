@@ -11,7 +11,7 @@ import pytest
 from audit_samples import SETTINGS
 
 import verifier
-from verifier.auditing.audit import AuditResult, PairResult
+from verifier.auditing.results import AuditResult, PairResult
 from verifier.method.evidence import Evidence
 
 

@@ -9,7 +9,8 @@ import pytest
 from builders import chain_weights, conv_chain, save
 from click.testing import CliRunner
 
-from verifier.auditing.audit import discover
+from exporters import recognised
+from verifier.auditing.discovery import discover
 from verifier.cli import main
 
 
@@ -26,7 +27,7 @@ def vendor(tmp_path: Path) -> Path:
 
 
 def test_each_real_file_once_and_loops_do_not_recurse(vendor: Path):
-    suspects, skipped = discover([vendor])
+    suspects, skipped = discover([vendor], recognised)
     names = sorted(name for _, name in suspects)
     assert names == ["dangling.onnx", "loop.onnx", "model.onnx"] and skipped == []
 

@@ -21,8 +21,10 @@ from click.testing import CliRunner  # noqa: E402
 
 import verifier  # noqa: E402
 from verifier.auditing import results_json as audit_json  # noqa: E402
-from verifier.auditing.audit import AuditInput, AuditResult, AuditRow, load_owners  # noqa: E402
+from verifier.auditing.discovery import load_owners  # noqa: E402
 from verifier.auditing.ray_engine import TaskContext, audit_task, run_on_ray  # noqa: E402
+from verifier.auditing.results import AuditResult, AuditRow  # noqa: E402
+from verifier.auditing.worker import AuditInput  # noqa: E402
 from verifier.cli import main  # noqa: E402
 from verifier.method import fingerprint_file  # noqa: E402
 
