@@ -291,5 +291,9 @@ def _ensure_owner(spec: OwnerSpec, progress: Progress | None) -> Path:
     if not spec.fingerprint.exists() and spec.model is not None:
         if progress:
             progress(f"{spec.fingerprint} does not exist: fingerprinting {spec.model}")
-        fingerprint(spec.model, spec.references, output=spec.fingerprint, progress=progress, **spec.options)
+        given = spec.options
+        fingerprint(spec.model, spec.references, output=spec.fingerprint, progress=progress,
+                    method=given.method or "response", recipe=given.recipe or "fast",
+                    seeds=given.seeds or DEFAULT_SEEDS, size=given.size, degradation=given.degradation,
+                    sigma=given.sigma, fpr=given.fpr or DEFAULT_FPR, threads=given.threads)
     return spec.fingerprint

@@ -32,13 +32,19 @@ replace the file's suspects and endpoints alike.
 
 from __future__ import annotations
 
+import math
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from verifier.auditing.results import DEFAULT_FAIL_ON, ENGINES, Engine, check_fail_on
 from verifier.errors import InputError
 from verifier.graph.io_spec import parse_range
+from verifier.method.behaviour import METHODS, MethodName
+from verifier.method.degradation import KINDS, Kind
+from verifier.method.inversion import RECIPES
 from verifier.remote.endpoint import DEFAULT_MAX_QUERIES, DEFAULT_TIMEOUT, EndpointSpec, headers_from
 
 #: The file a bare `verifier audit` reads from the working directory.
@@ -51,13 +57,28 @@ _ENDPOINT_KEYS = {"name", "url", "model", "headers", "max_queries", "timeout", "
 
 
 @dataclass(frozen=True)
+class FingerprintOptions:
+    """What an [[owners]] entry says about making its fingerprint (``verifier fingerprint``'s options), checked
+    when the file is read; None: the default."""
+
+    method: MethodName | None = None
+    recipe: str | None = None
+    seeds: int | None = None
+    size: int | None = None
+    degradation: Kind | None = None
+    sigma: float | None = None
+    fpr: float | None = None
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
 class OwnerSpec:
     """An owner: its fingerprint file and, optionally, how to make it."""
 
     fingerprint: Path
     model: Path | None = None
     references: tuple[Path, ...] = ()
-    options: dict = field(default_factory=dict)  # FINGERPRINT_OPTIONS given for making it
+    options: FingerprintOptions = FingerprintOptions()
 
 
 @dataclass(frozen=True)
@@ -95,6 +116,31 @@ def _integer(value, name: str, path: Path) -> int | None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
         raise InputError(f"{path}: '{name}' must be a positive integer")
     return value
+
+
+def _choice(value, name: str, choices: Iterable[str], path: Path) -> str | None:
+    if value is not None and value not in choices:
+        raise InputError(f"{path}: '{name}' must be one of {', '.join(choices)}")
+    return value
+
+
+def _number(value, name: str, path: Path, below: float = math.inf) -> float | None:
+    if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or
+                              not 0 < value < below):
+        raise InputError(f"{path}: '{name}' must be a number above 0" + (f" and below {below:g}" if below < math.inf
+                                                                         else ""))
+    return None if value is None else float(value)
+
+
+def _fingerprint_options(entry: dict, path: Path) -> FingerprintOptions:
+    """An [[owners]] entry's fingerprint options, each of the type and range ``verifier fingerprint`` takes."""
+    return FingerprintOptions(
+        method=cast(MethodName | None, _choice(entry.get("method"), "method", METHODS, path)),
+        recipe=_choice(entry.get("recipe"), "recipe", RECIPES, path),
+        seeds=_integer(entry.get("seeds"), "seeds", path), size=_integer(entry.get("size"), "size", path),
+        degradation=cast(Kind | None, _choice(entry.get("degradation"), "degradation", KINDS, path)),
+        sigma=_number(entry.get("sigma"), "sigma", path), fpr=_number(entry.get("fpr"), "fpr", path, below=1),
+        threads=_integer(entry.get("threads"), "threads", path))
 
 
 def _endpoint(entry: dict, path: Path) -> EndpointSpec:
@@ -142,7 +188,7 @@ def load(path: Path) -> AuditConfig:
         (fingerprint,) = _paths(entry["fingerprint"], "fingerprint", folder, path)
         model = _paths(entry["model"], "model", folder, path)[0] if "model" in entry else None
         owners.append(OwnerSpec(fingerprint, model, _paths(entry.get("references", []), "references", folder, path),
-                                {key: entry[key] for key in FINGERPRINT_OPTIONS if key in entry}))
+                                _fingerprint_options(entry, path)))
     fail_on = audit.get("fail_on", list(DEFAULT_FAIL_ON))
     fail_on = check_fail_on([fail_on] if isinstance(fail_on, str) else fail_on)
     single = {name: _paths(audit[name], name, folder, path)[0] if name in audit else None

@@ -65,6 +65,11 @@ def test_bare_audit_reads_verifier_toml(audited, trained_models: dict[str, Path]
     (_toml(**{"[[endpoints]]": "url = 'http://h/v2/models/m'\nrange = '1,0'"}), "lo < hi"),
     (_toml(**{"[audit]": "engine = 'spark'"}), "'engine' must be one of local, ray"),
     (_toml(**{"[audit]": "address = 'auto'"}), "needs engine = \"ray\""),
+    (_toml(**{"[[owners]]": "fingerprint = 'a.vfp'\nseeds = 'four'"}), "'seeds' must be a positive integer"),
+    (_toml(**{"[[owners]]": "fingerprint = 'a.vfp'\nmethod = 'vibes'"}), "'method' must be one of response, paper"),
+    (_toml(**{"[[owners]]": "fingerprint = 'a.vfp'\nfpr = 1.5"}), "'fpr' must be a number above 0 and below 1"),
+    (_toml(**{"[[owners]]": "fingerprint = 'a.vfp'\nsigma = true"}), "'sigma' must be a number above 0"),
+    (_toml(**{"[[owners]]": "fingerprint = 'a.vfp'\ndegradation = 'melt'"}), "'degradation' must be one of"),
 ])
 def test_bad_config_is_one_line(tmp_path: Path, text: str, message: str):
     path = tmp_path / "verifier.toml"
@@ -81,7 +86,8 @@ def test_paths_are_relative_to_the_file(tmp_path: Path):
     path.write_text('[audit]\nsuspects = "models"\n\n[[owners]]\nfingerprint = "a.vfp"\nseeds = 2\n')
     loaded = config.load(path)
     assert loaded.suspects == (tmp_path / "sub" / "models",)
-    assert loaded.owners[0].fingerprint == tmp_path / "sub" / "a.vfp" and loaded.owners[0].options == {"seeds": 2}
+    assert loaded.owners[0].fingerprint == tmp_path / "sub" / "a.vfp"
+    assert loaded.owners[0].options == config.FingerprintOptions(seeds=2)
     assert loaded.fail_on == ("derived", "error")  # the documented default
     assert (loaded.engine, loaded.address) == ("local", None)
 
