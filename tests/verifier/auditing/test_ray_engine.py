@@ -20,6 +20,7 @@ ray = pytest.importorskip("ray")
 from click.testing import CliRunner  # noqa: E402
 
 import verifier  # noqa: E402
+from exporters.converter import Exporters  # noqa: E402
 from verifier.auditing import results_json as audit_json  # noqa: E402
 from verifier.auditing.discovery import load_owners  # noqa: E402
 from verifier.auditing.ray_engine import TaskContext, audit_task, run_on_ray  # noqa: E402
@@ -114,7 +115,7 @@ def test_a_dead_worker_is_one_error_row(scene: dict[str, Path], tmp_path: Path):
     suspects: list[AuditInput] = [(folder / name, name) for name in ("owner.onnx", "crash.onnx", "independent.onnx")]
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import a test module
     try:
-        run_on_ray(owners, suspects, tmp_path / "cache", 1, None, rows.__setitem__, work=_dies_on_crash)
+        run_on_ray(owners, suspects, tmp_path / "cache", 1, None, rows.__setitem__, Exporters(), work=_dies_on_crash)
     finally:
         ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     assert [rows[index].verdict for index in range(3)] == ["derived", "error", "independent"]
