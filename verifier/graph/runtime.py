@@ -47,7 +47,6 @@ def ort() -> ModuleType:
             f"installed over onnxruntime-training (a package such as jax2onnx pulls it in); "
             f"run: {_REPAIR}"
         ) from exc
-    onnxruntime.set_default_logger_severity(4)  # failures surface as exceptions, reported once
     return onnxruntime
 
 
