@@ -216,8 +216,9 @@ def summary(report: dict) -> tuple[str, dict]:
                       "max | mean | std | above max | sanity plain / finetune | students z (refs) | "
                       "converged z (refs) | neg max z (refs) |",
                       "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-            counts = {"bench": [0, 0, 0], "conv": [0, 0, 0]}  # above own max, above pooled max, total
-            pooled: dict[str, list[float]] = {"bench": [], "conv": [], "neg": []}
+            counts = {"bench": [0, 0, 0, 0], "conv": [0, 0, 0, 0]}  # own max, pooled max (refs z), total, (negs z)
+            pooled: dict[str, list[float]] = {key: [] for key in ("bench", "conv", "neg", "bench_n", "conv_n",
+                                                                                 "neg_n")}
             for owner_name, owner in report.items():
                 scores = owner["sets"][set_name]
                 refs = np.array([scores[r][stat] for r in owner["references"]])
@@ -237,6 +238,11 @@ def summary(report: dict) -> tuple[str, dict]:
                     shown[group] = ", ".join(f"{v:.3f}" for v in values) or "-"
                 zn = (neg - mean) / std
                 pooled["neg"] += list(zn)
+                if len(neg) > 2:  # in units of the owner's negatives (each negative against the others)
+                    loo = [(v - np.delete(neg, i).mean()) / np.delete(neg, i).std(ddof=1) for i, v in enumerate(neg)]
+                    pooled["neg_n"] += loo
+                    for group, names in groups.items():
+                        pooled[f"{group}_n"] += [(scores[n][stat] - neg.mean()) / neg.std(ddof=1) for n in names]
                 lines.append(f"| {owner_name} | {shown['bench']} | {shown['conv']} | {len(neg)} | {neg.max():.3f} | "
                              f"{neg.mean():.3f} | {neg.std():.3f} | {hits} | "
                              f"{scores['plain'][stat]:.2f} / {scores['finetune_other_images'][stat]:.2f} | "
@@ -245,12 +251,19 @@ def summary(report: dict) -> tuple[str, dict]:
             threshold = max(pooled["neg"])
             for group in ("bench", "conv"):
                 counts[group][1] = sum(z > threshold for z in pooled[group])
+                counts[group][3] = sum(z > max(pooled["neg_n"]) for z in pooled[f"{group}_n"])
             caught[(set_name, stat)] = counts
             lines.append(f"\nAbove every negative of their owner: benchmark students {counts['bench'][0]}/"
                          f"{counts['bench'][2]}, converged students {counts['conv'][0]}/{counts['conv'][2]}.  "
                          f"Pooled in reference z: the highest of {len(pooled['neg'])} negatives is {threshold:.1f}; "
                          f"above it: benchmark students {counts['bench'][1]}/{counts['bench'][2]}, converged "
-                         f"{counts['conv'][1]}/{counts['conv'][2]}.")
+                         f"{counts['conv'][1]}/{counts['conv'][2]}.  "
+                         "In units of each owner's negatives (owners with 3 or more; "
+                         f"each negative against the others): the highest of {len(pooled['neg_n'])} negatives is "
+                         f"{max(pooled['neg_n']):.1f}, students reach "
+                         f"{max(pooled['bench_n'] + pooled['conv_n']):.1f}; above it: benchmark students "
+                         f"{counts['bench'][3]}/{len(pooled['bench_n'])}, converged {counts['conv'][3]}/"
+                         f"{len(pooled['conv_n'])}.")
     return "\n".join(lines), caught
 
 
@@ -258,10 +271,12 @@ def write(report: dict, target: Path, command: str) -> None:
     """The Markdown report."""
     tables, caught = summary(report)
     overview = ["| set | statistic | benchmark students above every negative of their owner | above the pooled "
-                "max (ref z) | converged students above every negative | above the pooled max |",
-                "|---|---|---|---|---|---|"]
+                "max (ref z) | converged students above every negative | above the pooled max | above the pooled max "
+                "(negatives z), benchmark / converged |",
+                "|---|---|---|---|---|---|---|"]
     overview += [f"| {s} | `{stat}` | {c['bench'][0]}/{c['bench'][2]} | {c['bench'][1]}/{c['bench'][2]} | "
-                 f"{c['conv'][0]}/{c['conv'][2]} | {c['conv'][1]}/{c['conv'][2]} |" for (s, stat), c in caught.items()]
+                 f"{c['conv'][0]}/{c['conv'][2]} | {c['conv'][1]}/{c['conv'][2]} | "
+                 f"{c['bench'][3]} / {c['conv'][3]} |" for (s, stat), c in caught.items()]
     quality = ["| owner | model | PSNR a | PSNR b | PSNR held_out |", "|---|---|---|---|---|"]
     for owner_name, owner in report.items():
         for name in ("owner", *STUDENTS, *[n for n in STRONG if n in owner["psnr"]["a"]], *owner["references"]):
@@ -302,8 +317,13 @@ def main() -> None:
     parser.add_argument("--third-party", type=Path, default=Path("../shared/third_party"),
                         help="the owners' weights (only to build same-architecture students)")
     parser.add_argument("--out", type=Path, default=Path("models/benchmark_results/real/distill_probes.md"))
+    parser.add_argument("--rescore", action="store_true", help="write the report from CACHE/report.json (no model run)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.rescore:
+        write(json.loads((args.cache / "report.json").read_text()), args.out,
+              f"python -m models.distill_probes --work {args.work} --threads {args.threads} --train {args.train}")
+        return
     if args.train:
         for owner_name, task in OWNERS.items():
             folder = args.cache / "students" / safe(owner_name)
