@@ -47,8 +47,8 @@ import torch.nn.functional as F
 from models.bench_real import OWNERS
 from models.training import Task, images
 from verifier import load_model
-from verifier.methods import partial_correlation
-from verifier.references import BUNDLED
+from verifier.method.behaviour import partial_correlation
+from verifier.method.references import BUNDLED
 
 SETS = ("a", "b", "held_out")
 STATISTICS = ("err", "raw", "delta", "strong", "close")
