@@ -1,7 +1,7 @@
 """Real-model benchmark: real owners, the copies a thief would make of them, real independent models as negatives.
 
 Run: python -m models.bench_real [--third-party ../shared/third_party] [--work DIR] [--owners NAME ...]
-                                 [--steps N] [--out models/benchmark_results/real]
+                                 [--steps N] [--distill-steps N] [--out models/benchmark_results/real]
 
 Owners are pretrained models of other authors from the third-party folder (OWNERS).  For each,
 attacked copies are made here from its weights (fine-tuning on other images and another noise
@@ -12,6 +12,10 @@ weight family (re-saves and conversions by their authors, established in
 ``verifier/nulls/weights.json``).  Negatives are every other exported third-party model of the
 same I/O.  Each owner is fingerprinted with default options (bundled references) and every
 suspect verified as ``verifier verify`` would.
+
+Distilled students are trained for ``--distill-steps`` (1500, batch 16) with the owner as teacher: fewer (the
+160 steps used before) left them near their inputs' PSNR, failed attacks rather than students.  Every
+suspect's PSNR on the held-out images is recorded beside its owner's.
 
 Verdicts are reported as shipped and with the owner's own pairs held out of the behavioural
 strong-model null (``models.behaviour_null`` measured it on the same negatives; holding them
@@ -37,10 +41,11 @@ import torch
 from models.attacks import prune, quantize_int8, range_wrapper, to_fp16, weight_noise
 from models.behaviour_null import owner_fingerprint
 from models.torch_archs import ESPCN, DnCNN
-from models.training import Task, export_onnx, train
+from models.training import Task, export_onnx, psnr, train
 from models.weight_null import export_all
 from models.zoo_verdicts import UNIT
 from verifier.errors import VerifierError
+from verifier.graph.model import Model
 from verifier.method import weights
 from verifier.method.behaviour import evidence as behaviour_evidence
 from verifier.method.calibration import NULLS, MeasuredNull
@@ -136,8 +141,9 @@ def other_architecture(task: Task) -> torch.nn.Module:
     return DnCNN(channels=task.channels, depth=8, width=32)
 
 
-def attacks(owner_path: Path, task: Task, folder: Path, steps: int) -> list[Suspect]:
-    """Make (or reuse) the attacked copies of one owner."""
+def attacks(owner_path: Path, task: Task, folder: Path, steps: int, distill_steps: int) -> list[Suspect]:
+    """Make (or reuse: files are kept by name, so delete them after changing a recipe) the attacked copies of
+    one owner."""
     folder.mkdir(parents=True, exist_ok=True)
     owner = load_module(owner_path)
     c = task.channels
@@ -190,9 +196,10 @@ def attacks(owner_path: Path, task: Task, folder: Path, steps: int) -> list[Susp
     add("quantize_fp16", "quantize", lambda target: to_fp16(plain, target))
     add("wrapper_range255", "wrapper", lambda target: range_wrapper(plain, target))
     add("distill_same_architecture", "distill", torch_copy(
-        lambda: train(reinitialised(owner, 8), task, "a", 2 * steps, seed=8, batch=8, patch=48, teacher=owner)))
+        lambda: train(reinitialised(owner, 8), task, "a", distill_steps, seed=8, batch=16, patch=48, teacher=owner)))
     add("distill_other_architecture", "distill", lambda target: export_onnx(
-        train(other_architecture(task), task, "a", 2 * steps, seed=9, batch=8, patch=48, teacher=owner), c, target))
+        train(other_architecture(task), task, "a", distill_steps, seed=9, batch=16, patch=48, teacher=owner), c,
+        target))
     return made
 
 
@@ -216,7 +223,13 @@ def decide_pair(row: dict, strong: MeasuredNull | None) -> str:
     return decide(pieces)[0]
 
 
-def measure(owners: list[str], third_party: Path, work: Path, steps: int) -> list[dict]:
+def held_out_psnr(model: Model, task: Task) -> float:
+    """PSNR (dB) of an ONNX model on the held-out images under the owner's task: how well an attack kept (or a
+    student learnt) the owner's function, and how strong a negative is."""
+    return psnr(lambda x: torch.from_numpy(model.restore(x.numpy())), task)
+
+
+def measure(owners: list[str], third_party: Path, work: Path, steps: int, distill_steps: int) -> list[dict]:
     """Every (owner, suspect) pair's weight comparison, behavioural z and seconds."""
     from verifier import load_model
     from verifier.method.fingerprint import evidence, io_summary, score_evidence
@@ -230,8 +243,9 @@ def measure(owners: list[str], third_party: Path, work: Path, steps: int) -> lis
         task, owner_path = OWNERS[owner_name], third_party / owner_name
         print(f"owner {owner_name}", flush=True)
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", owner_name)
-        suspects = attacks(owner_path, task, work / "attacks" / safe, steps)
+        suspects = attacks(owner_path, task, work / "attacks" / safe, steps, distill_steps)
         owner_model = load_model(exported[owner_name], threads=2)
+        owner_psnr = round(held_out_psnr(owner_model, task), 2)
         shape = (*io_summary(owner_model).values(), owner_model.io.height, owner_model.io.width)
         for name, path in sorted(exported.items()):
             if name == owner_name:
@@ -248,13 +262,15 @@ def measure(owners: list[str], third_party: Path, work: Path, steps: int) -> lis
         fingerprint_seconds = time.perf_counter() - started
         for suspect in suspects:
             row = {"owner": owner_name, "suspect": suspect.name, "family": suspect.family,
-                   "positive": suspect.positive, "fingerprint_seconds": round(fingerprint_seconds, 1)}
+                   "positive": suspect.positive, "fingerprint_seconds": round(fingerprint_seconds, 1),
+                   "owner_psnr": owner_psnr}
             started = time.perf_counter()
             try:
                 model = load_model(suspect.path, threads=2)
                 lineage = suspect_sketch(model)
                 found = weights.compare(fp.weights, lineage) if lineage is not None and len(fp.weights) else None
                 z = fp.calibration.z(score_evidence(fp, evidence(fp, model)))
+                row["psnr"] = round(held_out_psnr(model, task), 2)
             except VerifierError as exc:
                 rows.append({**row, "error": str(exc)})
                 print(f"  {suspect.name:60s} error: {exc}", flush=True)
@@ -272,7 +288,11 @@ def main() -> None:
     parser.add_argument("--third-party", type=Path, default=Path("../shared/third_party"))
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "verifier" / "third_party_onnx")
     parser.add_argument("--owners", nargs="*", default=list(OWNERS))
-    parser.add_argument("--steps", type=int, default=80, help="fine-tuning steps (distillation: twice as many)")
+    parser.add_argument("--steps", type=int, default=80, help="fine-tuning steps")
+    parser.add_argument("--distill-steps", type=int, default=1500,
+                        help="distillation steps (batch 16): enough for students to learn the owner's function "
+                             "(160 left them near their inputs' PSNR, see models/benchmark_results/real/"
+                             "distill_probes.md)")
     parser.add_argument("--out", type=Path, default=Path("models/benchmark_results/real"))
     parser.add_argument("--rescore", action="store_true",
                         help="decide again from the recorded pairs (after the nulls changed); no model is run")
@@ -282,7 +302,7 @@ def main() -> None:
     if args.rescore:
         rows = json.loads(path.read_text())
     else:
-        rows = measure(args.owners, args.third_party, args.work, args.steps)
+        rows = measure(args.owners, args.third_party, args.work, args.steps, args.distill_steps)
         args.out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(rows, indent=1) + "\n")
     shipped = _strong_null_without(None)
@@ -320,6 +340,16 @@ def write(rows: list[dict], out: Path) -> None:
     weights_neg = [row["weights"][0] for row in negatives if row.get("weights") is not None]
     seconds = float(np.median([row["seconds"] for row in rows if "seconds" in row]))
     top_z = max(row["behaviour_z"] for row in negatives if "behaviour_z" in row)
+    students = [row for row in rows if row["family"] == "distill" and "psnr" in row]
+    if students:
+        lines += ["", "Distilled students, held-out PSNR (dB) against their owner's (a student that did not learn the "
+                  "owner's function cannot carry its fingerprint):", "",
+                  "| owner | owner | same architecture | other architecture |", "|---|---|---|---|"]
+        for owner in sorted({row["owner"] for row in students}):
+            mine = {row["suspect"]: row["psnr"] for row in students if row["owner"] == owner}
+            first = next(row for row in students if row["owner"] == owner)
+            lines.append(f"| {owner} | {first['owner_psnr']} | {mine.get('distill_same_architecture', '-')} | "
+                         f"{mine.get('distill_other_architecture', '-')} |")
     lines += ["", f"Weight scores: positives min {min(weights_pos):.3f} (median {np.median(weights_pos):.3f}), "
               f"negatives max {max(weights_neg):.3f}; behaviour z: negatives max "
               f"{top_z:.2f}; verification {seconds:.2f} s median per suspect."]
