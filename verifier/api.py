@@ -91,12 +91,11 @@ def verify(fingerprint: str | Path | Fingerprint, suspect: str | Path | Suspect,
     :class:`~verifier.graph.suspect.Suspect` such as :func:`verifier.remote.endpoint.connect`'s endpoint)
     derives from the fingerprinted owner (``verifier verify``).  With `require_signature` or `trusted_keys`
     (public key files), an unsigned fingerprint, or one signed by another key, is refused before any work."""
-    from verifier.method import fingerprint_file, signing
+    from verifier.method import fingerprint_file
 
     fp = fingerprint if isinstance(fingerprint, Fingerprint) else fingerprint_file.load(fingerprint)
-    if require_signature or trusted_keys:
-        signing.require(fp.signer, [Path(key) for key in trusted_keys], fingerprint if not isinstance(
-            fingerprint, Fingerprint) else "fingerprint")
+    _check_signer(fp, fingerprint if not isinstance(fingerprint, Fingerprint) else "fingerprint", require_signature,
+                  trusted_keys)
     model = load_any(suspect, layout=layout, value_range=value_range, threads=threads or fp.settings.threads) if (
         isinstance(suspect, str | Path)) else suspect
     return _verify(fp, model, progress=progress)
@@ -126,12 +125,11 @@ def verify_report(fingerprint_path: str | Path, suspect: str | Path | EndpointSp
     """``verifier verify`` without the printing: :func:`verify` on a fingerprint file and a model file (any
     format) or an endpoint, with the inputs described by their digests (and an endpoint's queries counted)."""
     from verifier.graph.onnx_file import sha256_file, source_digest
-    from verifier.method import fingerprint_file, signing
+    from verifier.method import fingerprint_file
     from verifier.remote.endpoint import NO_WEIGHTS, connect
 
     fp = fingerprint_file.load(fingerprint_path)
-    if require_signature or trusted_keys:
-        signing.require(fp.signer, [Path(key) for key in trusted_keys], fingerprint_path)
+    _check_signer(fp, fingerprint_path, require_signature, trusted_keys)
     described_fp = {"path": str(fingerprint_path), "sha256": sha256_file(Path(fingerprint_path)),
                     "owner_sha256": fp.owner["sha256"], "signer": fp.signer}
     if isinstance(suspect, EndpointSpec):
@@ -147,6 +145,16 @@ def verify_report(fingerprint_path: str | Path, suspect: str | Path | EndpointSp
     assert model.source is not None  # load_any records the file it read
     return VerifyReport(result, described_fp, {"path": str(suspect), "sha256": source_digest(Path(suspect)),
                                                "onnx_sha256": model.source.sha256})
+
+
+def _check_signer(fp: Fingerprint, where: str | Path, require_signature: bool,
+                  trusted_keys: Sequence[str | Path]) -> None:
+    """Refuse `fp` (read from `where`) unless it is signed, by one of `trusted_keys` when any are given; nothing
+    is asked of it when neither is."""
+    if require_signature or trusted_keys:
+        from verifier.method import signing
+
+        signing.require(fp.signer, [Path(key) for key in trusted_keys], where)
 
 
 def load_any(path: str | Path, *, layout: Layout | None = None, value_range: tuple[float, float] | None = None,
@@ -258,11 +266,8 @@ def run_audit(request: AuditRequest, *, progress: Progress | None = None,
     check_engine(engine, address)
     owner_files = list(request.owners) or [_ensure_owner(spec, progress) for spec in configured.owners]
     owners = load_owners(owner_files)
-    if request.require_signature or request.trusted_keys:
-        from verifier.method import signing
-
-        for owner in owners:
-            signing.require(owner.fingerprint.signer, list(request.trusted_keys), owner.path)
+    for owner in owners:
+        _check_signer(owner.fingerprint, owner.path, request.require_signature, request.trusted_keys)
     output, html = request.json or configured.json, request.html or configured.html
     for path in (output, html):
         if path:

@@ -4,7 +4,6 @@ Which files are models is the exporters' business: :func:`discover` asks the `re
 (the API passes the exporters' own), so this package imports no exporter.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence

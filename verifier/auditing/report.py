@@ -161,7 +161,6 @@ def _evidence(owner: Owner, pair: PairResult, suspect: np.ndarray) -> str:
     return f'<table class="strip">{"".join(rows)}</table><div class="charts">{scale}{chart}</div>'
 
 
-
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None or not math.isfinite(value) else format(value, spec)
 

@@ -5,7 +5,6 @@ them, :mod:`verifier.auditing.results_json`, :mod:`verifier.auditing.report` and
 present them).
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence

@@ -5,7 +5,6 @@ Each worker uses `threads` intra-op threads (default: the owners' recorded threa
 oversubscribed.  Anything that goes wrong with one suspect is that row's error, never the audit's.
 """
 
-
 from __future__ import annotations
 
 import concurrent.futures
@@ -84,7 +83,7 @@ def run(owners: tuple[Owner, ...], inputs: Sequence[Path], cache_root: Path, con
         jobs = run_on_ray(owners, queued, cache_root, threads, jobs, finished_queued, converter, address)
     else:
         jobs = max(1, min(jobs or available_cores() // threads, len(queued)))
-        _run_local(owners, queued, cache_root, threads, jobs, finished_queued, converter)
+        _run_local(driver, queued, jobs, finished_queued)
     return AuditResult(created=datetime.now(UTC).isoformat(timespec="seconds"), owners=owners,
                        rows=tuple(rows[index] for index in range(len(suspects))), skipped=tuple(skipped), jobs=jobs,
                        threads=threads, cache=str(cache_root), seconds=round(time.perf_counter() - started, 3),
@@ -113,20 +112,20 @@ def check_engine(engine: str, address: str | None) -> None:
         raise InputError("--address names a Ray cluster: it needs --engine ray")
 
 
-def _run_local(owners: tuple[Owner, ...], suspects: Sequence[AuditInput], cache_root: Path, threads: int, jobs: int,
-               finished: Callable[[int, AuditRow], None], converter: Converter) -> None:
-    """The local engine: this process for one job, else a pool of `jobs` spawned worker processes."""
+def _run_local(driver: Worker, suspects: Sequence[AuditInput], jobs: int,
+               finished: Callable[[int, AuditRow], None]) -> None:
+    """The local engine: `driver` (this process's worker) for one job, else a pool of `jobs` spawned worker
+    processes made like it."""
     if not suspects:
         return
     if jobs == 1:
-        worker = Worker(owners, Cache(cache_root), threads, converter)
         for index, suspect in enumerate(suspects):
-            finished(index, worker.audit_one(suspect))
+            finished(index, driver.audit_one(suspect))
         return
     context = multiprocessing.get_context("spawn")  # frameworks' threads do not survive fork
+    initargs = ([owner.path for owner in driver.owners], driver.cache.root, driver.threads, driver.converter)
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=start_worker,
-                                                initargs=([o.path for o in owners], cache_root, threads,
-                                                          converter)) as pool:
+                                                initargs=initargs) as pool:
         futures = {pool.submit(audit_in_worker, suspect): index for index, suspect in enumerate(suspects)}
         for future in concurrent.futures.as_completed(futures):
             index = futures[future]

@@ -1,6 +1,5 @@
 """The summary table people read: one line per suspect, then the counts."""
 
-
 from __future__ import annotations
 
 from verifier.auditing.results import AuditResult

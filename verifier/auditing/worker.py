@@ -5,7 +5,6 @@ Ray task), so verdicts are the same whichever engine ran them.  Its :meth:`Worke
 from the cache alone, without exporting or loading it, and runs in the driver before any worker starts.
 """
 
-
 from __future__ import annotations
 
 import contextlib
@@ -33,7 +32,6 @@ AuditInput = tuple[Path, str] | EndpointSpec
 
 _FRAMEWORK_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                "TF_NUM_INTRAOP_THREADS")
-
 
 
 @dataclass
