@@ -5,7 +5,7 @@ bytecode or custom objects run).  The architecture comes from, in this order:
 the file's own `model_config` (a full-model save), a JSON file of the same stem
 beside it (`model.json` + `model.h5`, as `to_json` + `save_weights` write them;
 either file may be named), or, for weights-only files, the layer names and
-shapes of an architecture we know (exporters.keras_layouts; ESPCN here).
+shapes of an architecture we know (exporters.keras_layouts; ESPCN and SRCNN here).
 Configs are rebuilt from whitelisted layers (exporters.keras_config), filled by
 layer name and converted with tf2onnx (explicit input signature, as Keras 3
 needs).  Models are NHWC, which the recorded metadata says.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,20 +73,40 @@ def _read_h5_weights(path: Path) -> list[KerasLayerWeights]:
     return layers
 
 
-#: Layer names of the one ESPCN variant whose semantics we know (Nhat-Thanh/ESPCN-TF: tanh, tanh,
-#: depth_to_space, clip). Same-shaped ESPCNs of other authors differ (jlfilho: relu, relu, then tanh
-#: in [-1, 1]) and must not be mistaken for it.
-_ESPCN_LAYERS = ["conv2d", "conv2d_1", "conv2d_2"]
+#: Layer names Keras gives the three convs of Nhat-Thanh's weights-only ESPCN and SRCNN files.  Only their
+#: variants are known (ESPCN-TF: tanh, tanh, depth_to_space, clip; SRCNN-TF: YCbCr, valid convs, relu, relu,
+#: clip). Same-shaped models of other authors differ (jlfilho's ESPCN: relu, relu, then tanh in [-1, 1]) and
+#: must not be mistaken for them: kernel sizes and widths are checked too.
+_THREE_CONVS = ["conv2d", "conv2d_1", "conv2d_2"]
 
 
-def _espcn_scale(layers: list[KerasLayerWeights]) -> tuple[int, int] | None:
-    """(channels, scale) when the layers are ESPCN's three convs: 5x5 -> 3x3 -> 3x3 with C*s*s outputs."""
-    kernels = [layer.arrays[0].shape for layer in layers]
-    if [layer.name for layer in layers] != _ESPCN_LAYERS or [k[:2] for k in kernels] != [(5, 5), (3, 3), (3, 3)]:
+@dataclass(frozen=True)
+class _KnownModel:
+    """A Keras model built for a weights-only file's known layout: conv weights still to be set, in file order."""
+
+    model: Any  # a keras.Model (keras is an optional dependency)
+    channels: int
+    architecture: str
+
+
+def _kernels(layers: list[KerasLayerWeights]) -> list[tuple[int, ...]] | None:
+    """The (kh, kw, in, out) kernel shapes when the file holds exactly the three convs named as above."""
+    if [layer.name for layer in layers] != _THREE_CONVS or any(layer.arrays[0].ndim != 4 for layer in layers):
         return None
-    channels, out = kernels[0][2], kernels[2][3]
+    return [tuple(layer.arrays[0].shape) for layer in layers]
+
+
+def _espcn(keras, tf, layers: list[KerasLayerWeights]) -> _KnownModel | None:
+    """Nhat-Thanh/ESPCN-TF: 5x5 -> 3x3 -> 3x3 with C*s*s outputs."""
+    kernels = _kernels(layers)
+    if kernels is None or [k[:2] for k in kernels] != [(5, 5), (3, 3), (3, 3)]:
+        return None
+    channels, width, out = kernels[0][2], kernels[0][3], kernels[2][3]
     scale = round((out / channels) ** 0.5)
-    return (channels, scale) if scale * scale * channels == out else None
+    if scale * scale * channels != out or scale < 2:
+        return None
+    return _KnownModel(build_espcn(keras, tf, channels, scale, width), channels,
+                      f"exporters.keras_exporter:build_espcn(channels={channels}, scale={scale})")
 
 
 def build_espcn(keras, tf, channels: int, scale: int, width: int):
@@ -96,6 +117,56 @@ def build_espcn(keras, tf, channels: int, scale: int, width: int):
     y = keras.layers.Conv2D(channels * scale * scale, 3, padding="same")(y)
     y = keras.layers.Lambda(lambda t: tf.clip_by_value(tf.nn.depth_to_space(t, scale), 0.0, 1.0))(y)
     return keras.Model(image, y)
+
+
+def _srcnn(keras, tf, layers: list[KerasLayerWeights]) -> _KnownModel | None:
+    """Nhat-Thanh/SRCNN-TF (SRCNN-915/935/955): 9x9 -> kxk -> 5x5, 3 -> 64 -> 32 -> 3 channels."""
+    kernels = _kernels(layers)
+    if kernels is None or kernels[0] != (9, 9, 3, 64) or kernels[2] != (5, 5, 32, 3):
+        return None
+    middle = kernels[1]
+    if middle[:2] not in ((1, 1), (3, 3), (5, 5)) or middle[2:] != (64, 32):
+        return None
+    sizes = (9, middle[0], 5)
+    return _KnownModel(build_srcnn(keras, tf, sizes), 3, f"exporters.keras_exporter:build_srcnn(kernels={sizes})")
+
+
+#: Full-range BT.601 (JPEG) RGB -> YCbCr as Nhat-Thanh's SRCNN-TF converts its inputs (values in [0, 1]), with
+#: the inverse for the output; the same conversion as ``exporters.architectures.torch_nets.rgb_to_ycbcr``.
+_TO_YCBCR = ((0.299, -0.16874, 0.5), (0.587, -0.33126, -0.41869), (0.114, 0.5, -0.08131))
+_FROM_YCBCR = ((1.0, 1.0, 1.0), (0.0, -0.34414, 1.772), (1.402, -0.71414, 0.0))
+_CHROMA = (0.0, 128 / 255, 128 / 255)
+
+
+def build_srcnn(keras, tf, kernels: tuple[int, int, int]):
+    """SRCNN in Keras as the authors run it, same-size like ``torch_nets.SRCNN``.
+
+    The authors' three 'valid' convs (relu, relu, clip to [0, 1]) work on YCbCr images (the bicubic-upscaled
+    low-resolution image); here RGB goes in and out, and the input is edge-padded by the border the convs
+    remove, so the output keeps the input's size and equals theirs inside (and equals the PyTorch SRCNN's).
+    """
+    border = (sum(kernels) - 3) // 2
+    to_ycbcr, from_ycbcr = tf.constant(_TO_YCBCR, tf.float32), tf.constant(_FROM_YCBCR, tf.float32)
+    chroma = tf.constant(_CHROMA, tf.float32)
+    low, high = tf.constant((16 / 255,) * 3, tf.float32), tf.constant((235 / 255, 240 / 255, 240 / 255), tf.float32)
+
+    def edge_pad(t):
+        t = tf.concat([tf.tile(t[:, :1], [1, border, 1, 1]), t, tf.tile(t[:, -1:], [1, border, 1, 1])], 1)
+        return tf.concat([tf.tile(t[:, :, :1], [1, 1, border, 1]), t, tf.tile(t[:, :, -1:], [1, 1, border, 1])], 2)
+
+    image = keras.Input((None, None, 3), name="image")
+    y = keras.layers.Lambda(lambda t: edge_pad(tf.clip_by_value(tf.tensordot(t, to_ycbcr, 1) + chroma, low, high)))(
+        image)
+    y = keras.layers.Conv2D(64, kernels[0], padding="valid", activation="relu")(y)
+    y = keras.layers.Conv2D(32, kernels[1], padding="valid", activation="relu")(y)
+    y = keras.layers.Conv2D(3, kernels[2], padding="valid")(y)
+    y = keras.layers.Lambda(
+        lambda t: tf.clip_by_value(tf.tensordot(tf.clip_by_value(t, 0.0, 1.0) - chroma, from_ycbcr, 1), 0.0, 1.0))(y)
+    return keras.Model(image, y)
+
+
+#: The weights-only layouts we know, tried in order.
+_KNOWN = (_espcn, _srcnn)
 
 
 def _read_json(path: Path) -> dict:
@@ -207,15 +278,13 @@ class KerasExporter:
     def _known_architecture(self, keras, request: ExportRequest, target: Path,
                             layers: list[KerasLayerWeights]) -> ExportResult:
         tf = require("tensorflow", self.extra)
-        found = _espcn_scale(layers)
-        if found is None:
+        with quiet_framework():
+            known = next((found for layout in _KNOWN if (found := layout(keras, tf, layers)) is not None), None)
+        if known is None:
             shapes = ", ".join(f"{layer.name}{[list(a.shape) for a in layer.arrays]}" for layer in layers[:4])
             raise ExportError(f"{request.source}: Keras weights of an architecture verifier does not know ({shapes})")
-        channels, scale = found
         with quiet_framework():
-            model = build_espcn(keras, tf, channels, scale, layers[0].arrays[0].shape[3])
-            convs = [layer for layer in model.layers if layer.weights]
+            convs = [layer for layer in known.model.layers if layer.weights]
             for layer, weights in zip(convs, layers, strict=True):
                 layer.set_weights(list(weights.arrays))
-        return convert_keras(model, channels, request, target,
-                             f"exporters.keras_exporter:build_espcn(channels={channels}, scale={scale})")
+        return convert_keras(known.model, known.channels, request, target, known.architecture)

@@ -63,6 +63,33 @@ def test_fsrcnn_scale_from_arch_kwargs_or_refused(tmp_path: Path):
     assert "FSRCNN x3" in result.architecture
 
 
+@pytest.mark.parametrize("middle", [1, 3, 5])
+def test_srcnn_weights_export_as_the_pytorch_port_and_beat_bicubic(tmp_path: Path, middle: int):
+    """Nhat-Thanh's SRCNN-TF (valid convs on YCbCr) exports to the same function as the PyTorch port of his
+    SRCNN given the same weights, so the two frameworks' files can be compared, and it sharpens an x3 bicubic
+    upscaling of a photograph (same-size SR: its input is the upscaled image)."""
+    torch = pytest.importorskip("torch")
+    from exporters.architectures.torch_nets import SRCNN
+    from exporters.keras_exporter import read_h5_weights
+
+    name = f"Nhat-Thanh_SRCNN-TF/SRCNN-9{middle}5.h5"
+    result, model = export_checked(name, tmp_path)
+    assert f"build_srcnn(kernels=(9, {middle}, 5))" in result.architecture and model.io.scale == 1
+    port = SRCNN(3, (9, middle, 5), (64, 32), ycbcr=True)
+    for conv, layer in zip((port.patch_extraction, port.nonlinear_map, port.recon), read_h5_weights(third_party(name)),
+                           strict=True):
+        arrays = dict(zip(layer.names, layer.arrays, strict=True))
+        conv.weight.data = torch.from_numpy(arrays["kernel"].transpose(3, 2, 0, 1).copy())
+        conv.bias.data = torch.from_numpy(arrays["bias"])
+    clean = photo(3, 96)
+    upscaled = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(torch.from_numpy(clean), 3),
+                                               scale_factor=3, mode="bicubic").clamp(0, 1).numpy()
+    restored = model.run(upscaled)
+    with torch.no_grad():
+        assert np.abs(restored - port(torch.from_numpy(upscaled)).numpy()).max() < 1e-4
+    assert psnr(restored, clean) > psnr(upscaled, clean) + 0.2
+
+
 def test_unknown_variant_is_refused_not_guessed(tmp_path: Path):
     """jlfilho's ESPCN has the same shapes but other activations and range: no silent guess."""
     out = tmp_path / "model.onnx"
