@@ -13,6 +13,7 @@ needs).  Models are NHWC, which the recorded metadata says.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,10 +91,18 @@ class _KnownModel:
 
 
 def _kernels(layers: list[KerasLayerWeights]) -> list[tuple[int, ...]] | None:
-    """The (kh, kw, in, out) kernel shapes when the file holds exactly the three convs named as above."""
-    if [layer.name for layer in layers] != _THREE_CONVS or any(layer.arrays[0].ndim != 4 for layer in layers):
+    """The (kh, kw, in, out) kernel shapes when the file holds exactly the three convs named as above, each a
+    kernel and a bias that fit together and chain (a crafted file that does not is no known layout)."""
+    if [layer.name for layer in layers] != _THREE_CONVS:
         return None
-    return [tuple(layer.arrays[0].shape) for layer in layers]
+    kernels = []
+    for layer in layers:
+        if len(layer.arrays) != 2 or layer.arrays[0].ndim != 4 or layer.arrays[1].shape != layer.arrays[0].shape[3:]:
+            return None
+        kernels.append(tuple(layer.arrays[0].shape))
+    if any(before[3] != after[2] for before, after in itertools.pairwise(kernels)):
+        return None
+    return kernels
 
 
 def _espcn(keras, tf, layers: list[KerasLayerWeights]) -> _KnownModel | None:

@@ -98,6 +98,29 @@ def test_unknown_variant_is_refused_not_guessed(tmp_path: Path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("kernels", [
+    [(9, 9, 3, 64), (3, 3, 64, 32), (5, 5, 32, 3)],  # SRCNN-935's shapes
+    [(5, 5, 3, 64), (3, 3, 64, 32), (3, 3, 32, 27)],  # ESPCN x3's shapes
+])
+def test_known_layout_with_misfit_bias_is_refused(tmp_path: Path, kernels: list[tuple[int, ...]]):
+    """A crafted weights-only file named like a known layout whose first bias does not fit its kernel: one line,
+    not an internal error from Keras."""
+    h5py = pytest.importorskip("h5py")
+    source = tmp_path / "crafted.h5"
+    names = ["conv2d", "conv2d_1", "conv2d_2"]
+    with h5py.File(source, "w") as handle:
+        handle.attrs["layer_names"] = [name.encode() for name in names]
+        for index, (name, kernel) in enumerate(zip(names, kernels, strict=True)):
+            group = handle.create_group(name)
+            group.attrs["weight_names"] = [f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()]
+            group.create_dataset(f"{name}/kernel:0", data=np.zeros(kernel, np.float32))
+            group.create_dataset(f"{name}/bias:0", data=np.zeros(7 if index == 0 else kernel[3], np.float32))
+    out = tmp_path / "o.onnx"
+    with pytest.raises(ExportError, match="does not know"):
+        export(ExportRequest(source=source, output=out))
+    assert not out.exists()
+
+
 def test_corrupt_h5(tmp_path: Path):
     source = tmp_path / "broken.h5"
     source.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
