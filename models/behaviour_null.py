@@ -1,6 +1,7 @@
 """Measure how far real, independent models go on the behavioural evidence (the strong-model null).
 
-Run: python -m models.behaviour_null [--third-party ../shared/third_party] [--work DIR] [--owners N] [--write]
+Run: python -m models.behaviour_null [--third-party ../shared/third_party] [--work DIR] [--owners N]
+                                     [--method response|paper] [--write]
 
 Real models are strong, and strong models of one task behave alike; the reference models a
 fingerprint is calibrated on are small.  This script takes real models of other authors from
@@ -9,7 +10,11 @@ fingerprints up to N owners per task with default options (as a new user would),
 every other model of the same I/O against each, except those of the owner's weight family
 (``verifier/nulls/weights.json``): those are copies, not negatives.  Each pair's score is
 recorded in the owner's null standard deviations (z).  ``--write`` stores the z-scores in
-``verifier/nulls/behaviour-response.json``, which the behavioural evidence must also clear.
+``verifier/nulls/behaviour-METHOD.json``, which the behavioural evidence of that method must also clear.
+
+``--method paper`` fingerprints the owners with the paper's method (Quan et al.), whose evidence is the
+suspect's own critical images: they depend on the settings only, so each suspect is inverted once per
+settings and its evidence shared between the owners of its task.
 
 The held-out check prints, for each owner, how many of its pairs the null fitted on the other
 owners' pairs alone would call significant at the verdict's per-piece rate (0.5%).
@@ -23,13 +28,20 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from models.weight_null import export_all
 from verifier.errors import VerifierError
+from verifier.method.behaviour import METHODS, MethodName, get_method
 from verifier.method.calibration import NULLS, MeasuredNull
 from verifier.method.evidence import share
 
-NULL_FILE = NULLS / "behaviour-response.json"
 FPR = 0.01
+
+
+def null_file(method: str) -> Path:
+    """Where the measured null of a behavioural method is shipped."""
+    return NULLS / f"behaviour-{method}.json"
 
 
 def _families(exported: dict[str, Path]) -> dict[str, int]:
@@ -39,12 +51,19 @@ def _families(exported: dict[str, Path]) -> dict[str, int]:
     return {name: family.get(name, len(recorded) + offset) for offset, name in enumerate(sorted(exported))}
 
 
-def owner_fingerprint(model, path: Path):
-    """The owner's fingerprint with default options, made once and kept at `path` (shared with bench_real)."""
+def owner_fingerprint(model, path: Path, method: MethodName = "response"):
+    """The owner's fingerprint with default options (and `method`), made once and kept at `path` (shared with
+    bench_real)."""
     from verifier.api import fingerprint
     from verifier.method import fingerprint_file
 
-    return fingerprint_file.load(path) if path.exists() else fingerprint(model, output=path)
+    return fingerprint_file.load(path) if path.exists() else fingerprint(model, output=path, method=method)
+
+
+def fingerprint_path(folder: Path, owner: str, method: MethodName) -> Path:
+    """The kept fingerprint of `owner` (response fingerprints keep their earlier names: bench_real shares them)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", owner)
+    return folder / (f"{stem}.vfp" if method == "response" else f"{stem}.{method}.vfp")
 
 
 def main() -> None:
@@ -52,10 +71,12 @@ def main() -> None:
     parser.add_argument("--third-party", type=Path, default=Path("../shared/third_party"))
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "verifier" / "third_party_onnx")
     parser.add_argument("--owners", type=int, default=4, help="owners per task (one per weight family)")
-    parser.add_argument("--write", action="store_true", help=f"write the z-scores to {NULL_FILE}")
+    parser.add_argument("--method", choices=METHODS, default="response")
+    parser.add_argument("--write", action="store_true",
+                        help="write the z-scores to verifier/nulls/behaviour-METHOD.json")
     args = parser.parse_args()
     from verifier import load_model
-    from verifier.method.fingerprint import io_summary, score
+    from verifier.method.fingerprint import evidence, io_summary, score_evidence
 
     exported = export_all(args.third_party, args.work)
     family = _families(exported)
@@ -71,6 +92,7 @@ def main() -> None:
     folder = args.work / "fingerprints"
     folder.mkdir(exist_ok=True)
     pairs: list[tuple[str, str, float]] = []
+    found: dict[tuple, np.ndarray] = {}  # suspect evidence, shared between owners where the method allows
     for key, names in sorted(groups.items(), key=lambda item: str(item[0])):
         owners, seen = [], set()
         for name in names:
@@ -78,17 +100,20 @@ def main() -> None:
                 owners.append(name)
                 seen.add(family[name])
         for owner in owners:
-            path = folder / (re.sub(r"[^A-Za-z0-9._-]", "_", owner) + ".vfp")
+            path = fingerprint_path(folder, owner, args.method)
             try:
-                fp = owner_fingerprint(models[owner], path)
+                fp = owner_fingerprint(models[owner], path, args.method)
             except VerifierError as exc:
                 print(f"task {key}: cannot fingerprint {owner} with default options: {exc}")
                 continue
             for suspect in names:
                 if family[suspect] == family[owner]:
                     continue
+                key = (suspect, fp.settings, get_method(args.method).evidence_depends_on(fp))
                 try:
-                    z = fp.calibration.z(score(fp, models[suspect]))
+                    if key not in found:
+                        found[key] = evidence(fp, models[suspect])
+                    z = fp.calibration.z(score_evidence(fp, found[key]))
                 except VerifierError as exc:
                     print(f"  {owner} vs {suspect}: {exc}")
                     continue
@@ -96,13 +121,14 @@ def main() -> None:
                 print(f"{owner} vs {suspect}: z {z:.2f}", flush=True)
     report(pairs)
     if args.write:
-        NULL_FILE.write_text(json.dumps({
-            "made_by": "python -m models.behaviour_null --write",
+        null_file(args.method).write_text(json.dumps({
+            "made_by": "python -m models.behaviour_null --write" + (f" --method {args.method}"
+                                                                     if args.method != "response" else ""),
             "unit": "null standard deviations of the owner's fingerprint (z)",
             "scores": [z for _, _, z in pairs],
             "pairs": pairs,
         }, indent=1) + "\n")
-        print(f"wrote {NULL_FILE}")
+        print(f"wrote {null_file(args.method)}")
 
 
 def report(pairs: list[tuple[str, str, float]]) -> None:

@@ -6,7 +6,7 @@ z stays at most 4.6 while independent real models of other authors reach 10.4.  
 degraded *natural* patches (set "a", the owner's degradation), so this measures, per owner, statistics on
 degraded natural images instead:
 
-* ``err``: partial correlation (mean over probes, Fisher z, as ``verifier.methods.response_score``) of
+* ``err``: partial correlation (mean over probes, Fisher z, as ``verifier.method.behaviour.response_score``) of
   the error maps ``suspect(x) - clean`` and ``owner(x) - clean`` given the bundled reference models'
   error maps (the controls);
 * ``raw``: the same without controls;
@@ -126,7 +126,7 @@ def outputs(path: Path, inputs: np.ndarray, threads: int) -> np.ndarray:
 
 
 def fisher(correlations: list[float]) -> float:
-    """Fisher z of the mean correlation (as ``verifier.methods.response_score``)."""
+    """Fisher z of the mean correlation (as ``verifier.method.behaviour.response_score``)."""
     return float(np.arctanh(np.clip(np.mean(correlations), -MAX_CORRELATION, MAX_CORRELATION)))
 
 
