@@ -14,7 +14,9 @@ recorded in the owner's null standard deviations (z).  ``--write`` stores the z-
 
 ``--method paper`` fingerprints the owners with the paper's method (Quan et al.), whose evidence is the
 suspect's own critical images: they depend on the settings only, so each suspect is inverted once per
-settings and its evidence shared between the owners of its task.
+settings and its evidence shared between the owners of its task.  Every suspect's evidence is kept in
+WORK/fingerprints/evidence (as the owners' fingerprints are kept), so an interrupted run resumes: the paper
+method inverts every model of a task, about a minute each for a 17-layer DnCNN on 2 cores.
 
 The held-out check prints, for each owner, how many of its pairs the null fitted on the other
 owners' pairs alone would call significant at the verdict's per-piece rate (0.5%).
@@ -23,6 +25,7 @@ owners' pairs alone would call significant at the verdict's per-piece rate (0.5%
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 from collections import defaultdict
@@ -66,6 +69,25 @@ def fingerprint_path(folder: Path, owner: str, method: MethodName) -> Path:
     return folder / (f"{stem}.vfp" if method == "response" else f"{stem}.{method}.vfp")
 
 
+def suspect_evidence(folder: Path, fp, model) -> np.ndarray:
+    """The suspect's evidence for `fp`, kept in `folder` under a digest of what it depends on (the suspect file,
+    the settings, and the owner's data where the method needs it), so owners of one task share it where the
+    method allows (``paper``: the suspect's critical images) and an interrupted run resumes."""
+    from verifier.method.fingerprint import evidence
+
+    depends = get_method(fp.settings.method).evidence_depends_on(fp)
+    key = hashlib.sha256(repr((model.source.sha256, fp.settings, depends)).encode()).hexdigest()[:32]
+    path = folder / f"{key}.npy"
+    if path.exists():
+        return np.load(path)
+    found = evidence(fp, model)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.npy")
+    np.save(partial, found)
+    partial.replace(path)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--third-party", type=Path, default=Path("../shared/third_party"))
@@ -76,7 +98,7 @@ def main() -> None:
                         help="write the z-scores to verifier/nulls/behaviour-METHOD.json")
     args = parser.parse_args()
     from verifier import load_model
-    from verifier.method.fingerprint import evidence, io_summary, score_evidence
+    from verifier.method.fingerprint import io_summary, score_evidence
 
     exported = export_all(args.third_party, args.work)
     family = _families(exported)
@@ -92,7 +114,6 @@ def main() -> None:
     folder = args.work / "fingerprints"
     folder.mkdir(exist_ok=True)
     pairs: list[tuple[str, str, float]] = []
-    found: dict[tuple, np.ndarray] = {}  # suspect evidence, shared between owners where the method allows
     for key, names in sorted(groups.items(), key=lambda item: str(item[0])):
         owners, seen = [], set()
         for name in names:
@@ -109,11 +130,8 @@ def main() -> None:
             for suspect in names:
                 if family[suspect] == family[owner]:
                     continue
-                key = (suspect, fp.settings, get_method(args.method).evidence_depends_on(fp))
                 try:
-                    if key not in found:
-                        found[key] = evidence(fp, models[suspect])
-                    z = fp.calibration.z(score_evidence(fp, found[key]))
+                    z = fp.calibration.z(score_evidence(fp, suspect_evidence(folder / "evidence", fp, models[suspect])))
                 except VerifierError as exc:
                     print(f"  {owner} vs {suspect}: {exc}")
                     continue
