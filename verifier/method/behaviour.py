@@ -148,6 +148,8 @@ def evidence(calibration: Calibration, value: float, method: str, fpr: float,
         threshold = max(threshold, calibration.mean + strong.threshold(fpr) * calibration.std)
         p_value = max(p_value, strong.p_value(z))
         detail += f" and {strong.pairs} pairs of independent real models"
+    else:  # said where the verdict is read: the references alone are far weaker than real models
+        detail += " only (no null of independent real models ships for this method: strong models may look similar)"
     return Evidence(kind="behaviour", method=method, score=value, threshold=threshold, p_value=p_value,
                     detail=detail)
 

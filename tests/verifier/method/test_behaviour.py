@@ -29,3 +29,19 @@ def test_response_score_is_fisher_z_of_the_mean():
     suspect = rng.normal(size=(2, 1, 4, 4))
     expected = np.arctanh(np.mean([partial_correlation(owner[k], suspect[k], references[:, k]) for k in range(2)]))
     assert response_score(owner, suspect, references) == pytest.approx(expected)
+
+
+def test_evidence_says_when_no_real_model_null_backs_it(monkeypatch: pytest.MonkeyPatch):
+    """A measured null of independent real models raises the threshold and is named; without one the evidence
+    says so, because its `similar` then rests on weak references alone."""
+    from verifier.method import behaviour
+    from verifier.method.calibration import Calibration, MeasuredNull
+
+    calibration = Calibration(null_scores=(0.1, 0.2, 0.3, 0.15), references=("a", "b", "c", "d"), fpr=0.01)
+    backed = behaviour.evidence(calibration, 0.5, "response", 0.005, MeasuredNull.fit([0.0, 4.0, 8.0, 2.0]))
+    assert "4 pairs of independent real models" in backed.detail
+    assert backed.threshold > calibration.threshold_at(0.005)
+    monkeypatch.setattr(behaviour, "measured_null", lambda name, min_std: None)
+    bare = behaviour.evidence(calibration, 0.5, "paper", 0.005)
+    assert "no null of independent real models ships" in bare.detail
+    assert bare.threshold == calibration.threshold_at(0.005)
