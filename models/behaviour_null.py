@@ -27,13 +27,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from models.weight_null import export_all
+from models.weight_null import export_all, safe_name
 from verifier.errors import VerifierError
 from verifier.method.behaviour import METHODS, MethodName, get_method
 from verifier.method.calibration import NULLS, MeasuredNull
@@ -65,7 +64,7 @@ def owner_fingerprint(model, path: Path, method: MethodName = "response"):
 
 def fingerprint_path(folder: Path, owner: str, method: MethodName) -> Path:
     """The kept fingerprint of `owner` (response fingerprints keep their earlier names: bench_real shares them)."""
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", owner)
+    stem = safe_name(owner)
     return folder / (f"{stem}.vfp" if method == "response" else f"{stem}.{method}.vfp")
 
 

@@ -29,7 +29,6 @@ import argparse
 import copy
 import itertools
 import json
-import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from models.attacks import prune, quantize_int8, range_wrapper, to_fp16, weight_
 from models.behaviour_null import owner_fingerprint
 from models.torch_archs import ESPCN, DnCNN
 from models.training import Task, export_onnx, psnr, train
-from models.weight_null import export_all
+from models.weight_null import export_all, safe_name
 from models.zoo_verdicts import UNIT
 from verifier.errors import VerifierError
 from verifier.graph.model import Model
@@ -242,7 +241,7 @@ def measure(owners: list[str], third_party: Path, work: Path, steps: int, distil
     for owner_name in owners:
         task, owner_path = OWNERS[owner_name], third_party / owner_name
         print(f"owner {owner_name}", flush=True)
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", owner_name)
+        safe = safe_name(owner_name)
         suspects = attacks(owner_path, task, work / "attacks" / safe, steps, distill_steps)
         owner_model = load_model(exported[owner_name], threads=2)
         owner_psnr = round(held_out_psnr(owner_model, task), 2)

@@ -45,7 +45,6 @@ import argparse
 import datetime
 import json
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +55,7 @@ import torch
 from models.bench_real import OWNERS, load_module, other_architecture, reinitialised
 from models.torch_archs import EDSR, RCAN, DnCNN, UNet
 from models.training import Task, images, psnr, train
+from models.weight_null import safe_name
 
 THIRD_PARTY = Path(__file__).resolve().parents[1] / ".." / "shared" / "third_party"
 PAIRS = Path(__file__).resolve().parent / "benchmark_results" / "real" / "pairs.json"
@@ -67,11 +67,6 @@ VARIANTS = (("start", "mse", 0.0), ("mse eps 0.03", "mse", 0.03), ("mse eps 0.1"
             ("pix eps 0.1", "pix", 0.1), ("mse eps 1", "mse", 1.0), ("geo eps 0.1", "geo", 0.1),
             ("geo eps 1", "geo", 1.0))
 DEFAULT_VARIANTS = ("start", "mse eps 0.03", "mse eps 0.1", "pix eps 0.1", "mse eps 1")
-
-
-def safe(name: str) -> str:
-    """The benchmark's file name for a third-party model or owner."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
 def architectures(task: Task, owner: torch.nn.Module, seed: int) -> list[tuple[str, torch.nn.Module]]:
@@ -164,14 +159,14 @@ def onnx_runner(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
 
 def suspects(owner_name: str, work: Path) -> list[tuple[str, str, Path]]:
     """(role, name, ONNX path) of every exported suspect: thief students, converged students, plain, negatives."""
-    folder = work / "attacks" / safe(owner_name)
+    folder = work / "attacks" / safe_name(owner_name)
     found = [("thief student", name, folder / f"{name}.onnx")
              for name in ("distill_same_architecture", "distill_other_architecture")]
-    converged = sorted((CONVERGED / safe(owner_name)).glob("*.onnx"))
+    converged = sorted((CONVERGED / safe_name(owner_name)).glob("*.onnx"))
     found += [("converged thief student", path.stem, path) for path in converged]
     found.append(("sanity (owner export)", "plain", folder / "plain.onnx"))
     rows = json.loads(PAIRS.read_text())
-    found += [("real negative", row["suspect"], work / f"{safe(row['suspect'])}.onnx") for row in rows
+    found += [("real negative", row["suspect"], work / f"{safe_name(row['suspect'])}.onnx") for row in rows
               if row["owner"] == owner_name and row["family"] == "independent (real)"]
     return found
 
@@ -368,8 +363,8 @@ def main() -> None:
             result = measure(owner_name, args.work, steps, args.probes if sr else min(args.probes, 8),
                              48 if sr else 32, search_steps, args.variants, args.per_arch, args.new_arch)
             result["tag"] = args.tag
-            suffix = f"_{safe(args.tag)}" if args.tag else ""
-            (args.cache / f"{safe(owner_name)}{suffix}.json").write_text(json.dumps(result, indent=1))
+            suffix = f"_{safe_name(args.tag)}" if args.tag else ""
+            (args.cache / f"{safe_name(owner_name)}{suffix}.json").write_text(json.dumps(result, indent=1))
     results = [json.loads(path.read_text()) for path in sorted(args.cache.glob("*.json"))]
     order = {name: i for i, name in enumerate(args.owners)}
     results.sort(key=lambda r: (order.get(r["owner"], len(order)), r.get("tag", "")))

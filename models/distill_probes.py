@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import re
 import time
 from pathlib import Path
 
@@ -46,6 +45,7 @@ import torch.nn.functional as F
 
 from models.bench_real import OWNERS
 from models.training import Task, images
+from models.weight_null import safe_name
 from verifier import load_model
 from verifier.method.behaviour import partial_correlation
 from verifier.method.references import BUNDLED
@@ -58,11 +58,6 @@ MAX_CORRELATION = 0.999999
 STUDENTS = ("distill_same_architecture", "distill_other_architecture")
 STRONG = ("strong_same_architecture", "strong_other_architecture")  # trained here by --train (see `student`)
 SANITY = ("plain", "finetune_other_images")
-
-
-def safe(name: str) -> str:
-    """The benchmark's file name for a third-party model or owner."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
 def probes(task: Task, set_name: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -166,7 +161,7 @@ def measure(work: Path, cache: Path, threads: int) -> dict:
     pairs = json.loads(Path("models/benchmark_results/real/pairs.json").read_text())
     report: dict = {}
     for owner_name, task in OWNERS.items():
-        owner_safe = safe(owner_name)
+        owner_safe = safe_name(owner_name)
         negatives = sorted(r["suspect"] for r in pairs if r["owner"] == owner_name and r["family"] ==
                            "independent (real)" and "error" not in r)
         folder = BUNDLED / f"{task.kind}-c{task.channels}-x{task.scale}"
@@ -175,7 +170,7 @@ def measure(work: Path, cache: Path, threads: int) -> dict:
         paths.update({n: work / "attacks" / owner_safe / f"{n}.onnx" for n in STUDENTS + SANITY})
         paths.update({n: cache / "students" / owner_safe / f"{n}.onnx" for n in STRONG
                       if (cache / "students" / owner_safe / f"{n}.onnx").is_file()})
-        paths.update({n: work / f"{safe(n)}.onnx" for n in negatives})
+        paths.update({n: work / f"{safe_name(n)}.onnx" for n in negatives})
         references = [k for k in paths if k.startswith("ref:")]
         report[owner_name] = {"negatives": negatives, "references": references, "sets": {}, "seconds": {}}
         print(f"owner {owner_name}: {len(references)} references, {len(negatives)} negatives", flush=True)
@@ -326,8 +321,8 @@ def main() -> None:
         return
     if args.train:
         for owner_name, task in OWNERS.items():
-            folder = args.cache / "students" / safe(owner_name)
-            teacher = args.work / "attacks" / safe(owner_name) / "plain.onnx"
+            folder = args.cache / "students" / safe_name(owner_name)
+            teacher = args.work / "attacks" / safe_name(owner_name) / "plain.onnx"
             for same, name in zip((True, False), STRONG, strict=True):
                 if (same and owner_name not in args.same_architecture) or (folder / f"{name}.onnx").is_file():
                     continue

@@ -31,6 +31,12 @@ RELATED_SCORE = 0.3
 NULL_FILE = NULLS / "weights.json"
 
 
+def safe_name(name: str) -> str:
+    """A third-party model's name ('folder/file.pth') as the file name the benchmarks keep its export and
+    fingerprint under ('folder_file.pth')."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
 def export_all(third_party: Path, work: Path) -> dict[str, Path]:
     """ONNX files of every exportable model, by path relative to `third_party` (exports kept in `work`)."""
     from exporters import ExportRequest, export, recognised
@@ -41,7 +47,7 @@ def export_all(third_party: Path, work: Path) -> dict[str, Path]:
     found, _ = discover([third_party], recognised)
     exported = {}
     for path, name in found:
-        target = work / (re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".onnx")
+        target = work / (safe_name(name) + ".onnx")
         failed = target.with_suffix(".failed")
         if not target.exists() and not failed.exists():
             try:
