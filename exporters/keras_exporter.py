@@ -226,6 +226,17 @@ def find_config(source: Path) -> tuple[Path, dict | None, str]:
     return source, (_read_json(described) if described else None), (described.name if described else "")
 
 
+def tf2onnx_optimizers() -> dict:
+    """tf2onnx's graph optimizers without its reshape optimizer, for every conversion of a dynamic-size graph.
+
+    That optimizer, depending on the iteration order of its node sets (object ids, so it changes with whatever
+    ran before in the process), now and then drops the final Squeeze of a one-channel NHWC model: a rank-5
+    output in about one conversion in ten (measured 3/30, tf2onnx 1.17). The other optimizers stay.
+    """
+    tf2onnx_optimizer = require("tf2onnx.optimizer", "tensorflow")
+    return {name: step for name, step in tf2onnx_optimizer._get_optimizers().items() if name != "reshape_optimizer"}
+
+
 def convert_keras(keras_model, channels: int, request: ExportRequest, target: Path, architecture: str) -> ExportResult:
     """tf2onnx-convert a filled Keras model into `target`, check it against Keras on a seeded input, finish.
 
@@ -233,16 +244,12 @@ def convert_keras(keras_model, channels: int, request: ExportRequest, target: Pa
     """
     tf = require("tensorflow", "tensorflow")
     tf2onnx = require("tf2onnx", "tensorflow")
-    tf2onnx_optimizer = require("tf2onnx.optimizer", "tensorflow")
     import onnx
 
-    # tf2onnx's reshape optimizer, depending on its node sets' iteration order, now and then drops the final
-    # Squeeze of a one-channel NHWC model (a rank-5 output in about one export in ten); the others stay.
-    optimizers = {name: step for name, step in tf2onnx_optimizer._get_optimizers().items()
-                  if name != "reshape_optimizer"}
     with quiet_framework():
         spec = (tf.TensorSpec((None, None, None, channels), tf.float32, name="image"),)
-        proto, _ = tf2onnx.convert.from_keras(keras_model, input_signature=spec, opset=_OPSET, optimizers=optimizers)
+        proto, _ = tf2onnx.convert.from_keras(keras_model, input_signature=spec, opset=_OPSET,
+                                              optimizers=tf2onnx_optimizers())
         height, width = request.input_shape[1:] if request.input_shape else (_CHECK_SIZE, _CHECK_SIZE)
         example = np.random.default_rng(0).random((1, height, width, channels), dtype=np.float32)
         native = keras_model(example, training=False).numpy()
