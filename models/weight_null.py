@@ -61,11 +61,12 @@ def export_all(third_party: Path, work: Path) -> dict[str, Path]:
     return exported
 
 
-def state_dict_convolutions(path: Path) -> list[np.ndarray]:
-    """4-D float tensors of a torch state_dict in stored order, for files no exporter has an architecture for.
+def state_dict_layers(path: Path) -> list[np.ndarray]:
+    """4-D (convolution) and 2-D (linear) float tensors of a torch state_dict in stored order, for files no
+    exporter has an architecture for.
 
-    The weight sketch needs only the kernels, not the network: challenge submissions of unknown
-    architectures can still be compared.  Read with weights_only=True (no code runs).
+    The weight sketch needs only the layers' weights, not the network: challenge submissions of unknown
+    architectures (transformers among them) can still be compared.  Read with weights_only=True (no code runs).
     """
     import torch
 
@@ -79,7 +80,7 @@ def state_dict_convolutions(path: Path) -> list[np.ndarray]:
     if not isinstance(loaded, dict):
         return []
     return [value.float().numpy() for value in loaded.values()
-            if torch.is_tensor(value) and value.ndim == 4 and value.is_floating_point()]
+            if torch.is_tensor(value) and value.ndim in (2, 4) and value.is_floating_point()]
 
 
 def families(names: list[str], scores: dict[tuple[str, str], float]) -> list[list[str]]:
@@ -115,11 +116,11 @@ def main() -> None:
         name = str(path.relative_to(args.third_party))
         if path.suffix in (".pth", ".pt", ".pkl") and name not in sketches:
             try:
-                sketches[name] = weights.sketch_weights(state_dict_convolutions(path))
+                sketches[name] = weights.sketch_weights(state_dict_layers(path))
             except Exception as exc:  # pickled modules and the like: not loadable without running code
                 print(f"not read as a state_dict: {name}: {type(exc).__name__}", flush=True)
     sketched = [name for name, found in sketches.items() if len(found)]
-    print(f"{len(exported)} models exported, {len(sketched)} with sketchable convolutions")
+    print(f"{len(exported)} models exported, {len(sketched)} with sketchable layers")
     started = time.perf_counter()
     scores = {(a, b): weights.compare(sketches[a], sketches[b]).score for a in sketched for b in sketched if a != b}
     seconds = (time.perf_counter() - started) / max(len(scores), 1)

@@ -1,6 +1,6 @@
 """The fingerprint file: a zip of JSON, .npy arrays and PNG previews, never a pickle.
 
-Layout (schema 2)::
+Layout (schema 3)::
 
     fingerprint.json        settings, owner sha256 and I/O, calibration, cost,
                             the weight sketch's kernel sizes, sha256 of every
@@ -10,7 +10,8 @@ Layout (schema 2)::
                             (descriptors, not weights: see verifier.method.weights)
     previews/critical_<k>.png   the critical images, for people
 
-Schema 1 files (before weight sketches) are still read; they give no weight evidence.
+Schema 1 files (before weight sketches) are still read; they give no weight evidence.  Schema 2
+files (before linear layers were sketched, kernel sizes only) are read as they are.
 
 Loading checks the schema version, every member's digest and the content
 digest, so a truncated or edited file is refused instead of giving a verdict.
@@ -36,14 +37,14 @@ from verifier.errors import InputError, ModelFileError
 from verifier.method import signing
 from verifier.method.calibration import Calibration
 from verifier.method.fingerprint import Fingerprint, Settings
-from verifier.method.fingerprint_schema import MAX_META_BYTES, MAX_SKETCH_ROWS, check_arrays, check_meta, member_limit
-from verifier.method.weights import WeightSketch
+from verifier.method.fingerprint_schema import MAX_META_BYTES, check_arrays, check_meta, member_limit
+from verifier.method.weights import MAX_ROWS, WeightSketch, kernel_elements
 from verifier.output import atomic_file
 from verifier.png import encode_png
 
-SCHEMA = 2
+SCHEMA = 3
 #: Older schemas this version still reads.
-_READABLE = (1, 2)
+_READABLE = (1, 2, 3)
 _META = "fingerprint.json"
 _ARRAYS = ("critical", "residuals", "references")
 _MAX_SIGNATURE_BYTES = 4096
@@ -118,11 +119,12 @@ def _sketch(meta: dict, arrays: dict[str, np.ndarray]) -> WeightSketch:
     stored = sum(name.startswith("weights/") for name in arrays)
     if stored != len(kernels):
         raise InputError(f"{stored} weight-sketch layers for {len(kernels)} kernel sizes")
-    for layer, (kh, kw) in zip(layers, kernels, strict=True):
-        width = kh * kw * (kh * kw + 1) // 2
-        if layer is None or layer.ndim != 2 or layer.shape[1] != width or layer.dtype != np.float32:
+    for layer, kernel in zip(layers, kernels, strict=True):
+        elements = kernel_elements(kernel)
+        if layer is None or layer.ndim != 2 or layer.shape[1] != elements * (elements + 1) // 2 \
+                or layer.dtype != np.float32:
             raise InputError("a weight-sketch layer does not match its kernel size")
-        if not 1 <= len(layer) <= MAX_SKETCH_ROWS or not np.isfinite(layer).all():
+        if not 1 <= len(layer) <= MAX_ROWS or not np.isfinite(layer).all():
             raise InputError("a weight-sketch layer has no rows, too many, or non-finite values")
     return WeightSketch(tuple(layer for layer in layers if layer is not None), tuple(kernels))
 

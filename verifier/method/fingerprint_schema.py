@@ -19,6 +19,7 @@ import numpy as np
 from verifier.errors import InputError
 from verifier.method.behaviour import METHODS
 from verifier.method.degradation import KINDS
+from verifier.method.weights import MAX_LINEAR_GROUP, MAX_ROWS, MIN_LINEAR_GROUP, kernel_elements
 
 #: Limits on what a fingerprint may state (far above anything verifier writes).
 MAX_SEEDS = 64
@@ -29,7 +30,6 @@ MAX_SCALE = 8
 MAX_REFERENCES = 256
 MAX_EVALUATIONS = 1_000_000
 MAX_SKETCH_LAYERS = 1024
-MAX_SKETCH_ROWS = 4096
 MAX_KERNEL = 15
 #: The JSON member, read before anything else.
 MAX_META_BYTES = 1 << 20
@@ -67,7 +67,7 @@ def _keys(value: Any, expected: set[str], name: str, optional: frozenset[str] = 
 
 
 def check_meta(meta: Any) -> None:
-    """Every field of fingerprint.json (schema 1 or 2) against its type and range."""
+    """Every field of fingerprint.json (schema 1, 2 or 3) against its type and range."""
     _keys(meta, _TOP - {"weights"}, "fingerprint.json", optional=frozenset({"weights"}))
     settings = _keys(meta["settings"], {"method", "recipe", "degradation", "seeds", "threads"}, "settings")
     _require(settings["method"] in METHODS, f"unknown method {settings['method']!r}")
@@ -114,8 +114,11 @@ def check_meta(meta: Any) -> None:
     _require(isinstance(kernels, list) and len(kernels) <= MAX_SKETCH_LAYERS, "weights kernels must be a list")
     for kernel in kernels:
         _require(isinstance(kernel, list) and len(kernel) == 2, "a kernel size must be [height, width]")
-        for side in kernel:
-            _int(side, 1, MAX_KERNEL, "kernel side")
+        if kernel[0] == 0:  # a linear layer cut into groups of kernel[1] inputs
+            _int(kernel[1], MIN_LINEAR_GROUP, MAX_LINEAR_GROUP, "linear group")
+        else:
+            for side in kernel:
+                _int(side, 1, MAX_KERNEL, "kernel side")
     members = meta["members"]
     _require(isinstance(members, dict), "members must be an object")
     for name, digest in members.items():
@@ -148,8 +151,8 @@ def member_limit(meta: dict, name: str) -> int:
         kernels = meta.get("weights", {"kernels": []})["kernels"]
         index = int(match.group(2))
         _require(index < len(kernels), f"member {name!r} has no kernel size")
-        elements = kernels[index][0] * kernels[index][1]
-        return header + 4 * MAX_SKETCH_ROWS * elements * (elements + 1) // 2
+        elements = kernel_elements(tuple(kernels[index]))
+        return header + 4 * MAX_ROWS * elements * (elements + 1) // 2
     return header + 65536 + 2 * channels * size * size  # a PNG preview, at worst about its raw size
 
 

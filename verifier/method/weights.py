@@ -9,7 +9,9 @@ What is compared, and why it survives the usual disguises:
 
 - Every spatial convolution (kernel of at least 9 elements, e.g. 3x3; Conv and ConvTranspose, weights folded from
   initializers through Cast/DequantizeLinear/Transpose/Reshape, so fp16, QDQ int8 and
-  framework layouts all reduce to one (out, in, kh, kw) array).
+  framework layouts all reduce to one (out, in, kh, kw) array), and every linear layer (MatMul or
+  Gemm with a constant 2-D weight, as transformers' projections and MLPs are exported), read as a
+  convolution whose "kernel" is a group of g consecutive inputs (:func:`_linear_as_blocks`).
 - Each output channel o is described by the Gram matrix of its kernels over input channels,
   ``G_o = sum_i vec(w_oi) vec(w_oi)^T`` (kh*kw x kh*kw): unchanged when the input channels are
   permuted (the previous layer's hidden-channel permutation), scaled when the row is scaled
@@ -29,6 +31,14 @@ Gram matrix fixes its kernels only up to an unknown rotation of the input channe
 one for every row, so no working model can be rebuilt from them (tested).  Layers with fewer
 than :data:`MIN_INPUT_CHANNELS` inputs are left out (for one input channel the Gram matrix
 would give the kernel up to sign).
+
+Linear layers have no spatial kernel, so each output row's inputs are cut into blocks of g and the
+blocks play the input channels: the descriptor is the g x g Gram matrix summed over blocks, which
+loses the same per-row rotation (at least :data:`MIN_INPUT_CHANNELS` blocks).  Its chance term
+shifts the g positions cyclically instead of flipping (a layer's input positions are exchangeable
+as a population).  It survives fine-tuning, pruning, rounding, row scaling and permuted outputs,
+but not permuted inputs: a hidden permutation of a transformer's MLP or residual stream hides the
+layers that read the permuted channels (the convolutions around them still count).
 """
 
 from __future__ import annotations
@@ -56,6 +66,11 @@ MIN_KERNEL_ELEMENTS = 9
 _MAX_CORRELATION = 0.999
 #: Largest layer (elements) a sketch is computed for, against crafted huge tensors.
 MAX_LAYER_ELEMENTS = 1 << 26
+#: Most output channels a sketched layer may have (a fingerprint file holds no more).
+MAX_ROWS = 4096
+#: Largest and smallest group of consecutive inputs a linear layer's rows are cut into (see _linear_as_blocks).
+MAX_LINEAR_GROUP = 8
+MIN_LINEAR_GROUP = 4
 
 
 @dataclass(frozen=True)
@@ -63,7 +78,8 @@ class WeightSketch:
     """Per sketched layer, the normalised Gram descriptor of every output channel.
 
     `layers[l]` is (out_channels, d) with d = k(k+1)/2 for a k-element kernel; `kernels[l]`
-    is the layer's kernel size (kh, kw), which decides which layers may be aligned.
+    is the layer's kernel size (kh, kw), which decides which layers may be aligned: (0, g) for a
+    linear layer cut into groups of g inputs (no convolution has a zero-height kernel).
     """
 
     layers: tuple[np.ndarray, ...]
@@ -77,23 +93,33 @@ class WeightSketch:
 EMPTY_SKETCH = WeightSketch((), ())
 
 
-def conv_weights(model: onnx.ModelProto) -> list[np.ndarray]:
-    """The (out, in, kh, kw) weight of every Conv / ConvTranspose in graph order whose weight is constant."""
+def layer_weights(model: onnx.ModelProto) -> list[np.ndarray]:
+    """Every constant float layer weight in graph order: (out, in, kh, kw) for Conv / ConvTranspose, (out, in) for
+    linear layers (MatMul or Gemm whose second input is a constant 2-D weight)."""
     folder = _Folder(model.graph)
     weights = []
     for node in model.graph.node:
-        if node.op_type not in ("Conv", "ConvTranspose") or len(node.input) < 2:
-            continue
-        value = folder.value(node.input[1])
-        if value is None or value.ndim != 4 or not np.issubdtype(value.dtype, np.floating):
-            continue
-        weight = value.astype(np.float32)
-        if node.op_type == "ConvTranspose":
-            if _attribute(node, "group", 1) != 1:
-                continue
-            weight = weight.transpose(1, 0, 2, 3)  # (in, out, kh, kw) -> (out, in, kh, kw)
-        weights.append(weight)
+        weight = _layer_weight(node, folder)
+        if weight is not None:
+            weights.append(weight)
     return weights
+
+
+def _layer_weight(node: onnx.NodeProto, folder: _Folder) -> np.ndarray | None:
+    if node.op_type not in ("Conv", "ConvTranspose", "MatMul", "Gemm") or len(node.input) < 2:
+        return None
+    value = folder.value(node.input[1])
+    expected = 4 if node.op_type.startswith("Conv") else 2
+    if value is None or value.ndim != expected or not np.issubdtype(value.dtype, np.floating):
+        return None
+    weight = value.astype(np.float32)
+    if node.op_type == "ConvTranspose":
+        if _attribute(node, "group", 1) != 1:
+            return None
+        return weight.transpose(1, 0, 2, 3)  # (in, out, kh, kw) -> (out, in, kh, kw)
+    if node.op_type == "Conv" or (node.op_type == "Gemm" and _attribute(node, "transB", 0)):
+        return weight
+    return weight.T  # x @ B: B is (in, out)
 
 
 def _attribute(node: onnx.NodeProto, name: str, default):
@@ -164,6 +190,12 @@ def _fold(node: onnx.NodeProto, inputs: list[np.ndarray | None]) -> np.ndarray |
     return None
 
 
+def kernel_elements(kernel: tuple[int, int]) -> int:
+    """Positions a layer's descriptor is the Gram matrix of: kh * kw, or g for a linear layer's key (0, g)."""
+    kh, kw = kernel
+    return kw if kh == 0 else kh * kw
+
+
 def _descriptors(weight: np.ndarray) -> np.ndarray:
     """Unit-norm, upper-triangular Gram descriptors of each output channel's kernels."""
     out, _, kh, kw = weight.shape
@@ -175,21 +207,43 @@ def _descriptors(weight: np.ndarray) -> np.ndarray:
 
 
 def sketch(model: onnx.ModelProto) -> WeightSketch:
-    """The sketch of a model's spatial convolutions (empty when it has none that qualify)."""
-    return sketch_weights(conv_weights(model))
+    """The sketch of a model's spatial convolutions and linear layers (empty when none qualifies)."""
+    return sketch_weights(layer_weights(model))
 
 
-def sketch_weights(convolutions: list[np.ndarray]) -> WeightSketch:
-    """The sketch of (out, in, kh, kw) convolution weights given in the order the network applies them."""
+def sketch_weights(weights: list[np.ndarray]) -> WeightSketch:
+    """The sketch of layer weights given in the order the network applies them: (out, in, kh, kw) convolutions,
+    (out, in) linear layers; other shapes and layers too small to describe are left out."""
     layers, kernels = [], []
-    for weight in convolutions:
-        out, inputs, kh, kw = weight.shape
-        too_small = kh * kw < MIN_KERNEL_ELEMENTS or inputs < MIN_INPUT_CHANNELS or out < MIN_OUTPUT_CHANNELS
-        if too_small or weight.size > MAX_LAYER_ELEMENTS:
-            continue
-        layers.append(_descriptors(weight))
-        kernels.append((kh, kw))
+    for weight in weights:
+        found = _linear_as_blocks(weight) if weight.ndim == 2 else _convolution(weight) if weight.ndim == 4 else None
+        if found is not None and found[0].size <= MAX_LAYER_ELEMENTS and len(found[0]) <= MAX_ROWS:
+            layers.append(_descriptors(found[0]))
+            kernels.append(found[1])
     return WeightSketch(tuple(layers), tuple(kernels))
+
+
+def _convolution(weight: np.ndarray) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """An (out, in, kh, kw) convolution weight and its kernel key (kh, kw), or None when too small to describe."""
+    out, inputs, kh, kw = weight.shape
+    if kh * kw < MIN_KERNEL_ELEMENTS or inputs < MIN_INPUT_CHANNELS or out < MIN_OUTPUT_CHANNELS:
+        return None
+    return weight, (kh, kw)
+
+
+def _linear_as_blocks(weight: np.ndarray) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """An (out, in) linear weight as an (out, in // g, 1, g) convolution weight and its kernel key (0, g).
+
+    Each row's inputs are cut into blocks of g consecutive ones, the blocks playing the input channels (the last
+    in % g inputs are dropped); g = min(MAX_LINEAR_GROUP, in // MIN_INPUT_CHANNELS) keeps at least
+    MIN_INPUT_CHANNELS blocks.  None for fewer than 16 inputs (a descriptor under 10 numbers) or too few rows.
+    """
+    out, inputs = weight.shape
+    group = min(MAX_LINEAR_GROUP, inputs // MIN_INPUT_CHANNELS)
+    if group < MIN_LINEAR_GROUP or out < MIN_OUTPUT_CHANNELS:
+        return None
+    blocks = inputs // group
+    return weight[:, :blocks * group].reshape(out, blocks, 1, group), (0, group)
 
 
 def _centred(descriptors: np.ndarray) -> np.ndarray:
@@ -209,16 +263,21 @@ def _matched(owner: np.ndarray, suspect: np.ndarray) -> float:
 
 
 @functools.cache
-def _flips(kernel: tuple[int, int]) -> tuple[np.ndarray, ...]:
-    """Index maps that turn a descriptor into the descriptor of the spatially flipped kernels
-    (vertical, horizontal, both): a flipped Gram matrix is the Gram matrix permuted."""
+def _chance_maps(kernel: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Index maps that turn a descriptor into the descriptor of the same row with its kernel positions moved:
+    a convolution's kernels flipped (vertical, horizontal, both), a linear layer's groups (kernel (0, g)) shifted
+    cyclically by 1, 2 and 3 positions.  Moving positions permutes the Gram matrix's entries."""
     kh, kw = kernel
-    grid = np.arange(kh * kw).reshape(kh, kw)
-    rows, cols = np.triu_indices(kh * kw)
+    if kh == 0:
+        moves = [np.roll(np.arange(kw), shift) for shift in (1, 2, 3)]
+    else:
+        grid = np.arange(kh * kw).reshape(kh, kw)
+        moves = [flipped.ravel() for flipped in (grid[::-1, :], grid[:, ::-1], grid[::-1, ::-1])]
+    elements = len(moves[0])
+    rows, cols = np.triu_indices(elements)
     position = {(int(a), int(b)): t for t, (a, b) in enumerate(zip(rows, cols, strict=True))}
     maps = []
-    for flipped in (grid[::-1, :], grid[:, ::-1], grid[::-1, ::-1]):
-        moved = flipped.ravel()
+    for moved in moves:
         pairs = ((int(moved[a]), int(moved[b])) for a, b in zip(rows, cols, strict=True))
         maps.append(np.array([position[(min(pair), max(pair))] for pair in pairs]))
     return tuple(maps)
@@ -232,10 +291,11 @@ def _chance(owner: np.ndarray, suspect: np.ndarray, kernel: tuple[int, int]) -> 
     suspect's kernels keeps its population (trained filters are flip-symmetric as a population)
     but destroys any row-by-row identity, so the flipped matches measure chance agreement for
     this very pair: independent layers score about 0 whatever the architecture, copies about 3.
-    Both are :func:`_centred` (centring commutes with flipping, which only reorders entries).
-    A layer's score is its matched similarity minus this.
+    A linear layer's input positions are exchangeable as a population, so shifting them serves the
+    same purpose.  Both are :func:`_centred` (centring commutes with moving positions, which only
+    reorders entries).  A layer's score is its matched similarity minus this.
     """
-    return float(np.mean([_matched(owner, suspect[:, flip]) for flip in _flips(kernel)]))
+    return float(np.mean([_matched(owner, suspect[:, move]) for move in _chance_maps(kernel)]))
 
 
 def _alignment(scores: np.ndarray) -> list[tuple[int, int]]:

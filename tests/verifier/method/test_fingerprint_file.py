@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import conv_model, save
+from builders import chain_weights, conv_chain, conv_model, save
 
 from verifier import load_model
 from verifier.errors import InputError, ModelFileError
@@ -146,8 +146,8 @@ def test_too_few_references_fail_before_any_inversion(tmp_path: Path, monkeypatc
 
 def test_weight_sketch_round_trips(fingerprint: Fingerprint, tmp_path: Path):
     rng = np.random.default_rng(0)
-    sketch = WeightSketch((rng.random((8, 45), dtype=np.float32), rng.random((4, 325), dtype=np.float32)),
-                          ((3, 3), (5, 5)))
+    sketch = WeightSketch((rng.random((8, 45), dtype=np.float32), rng.random((4, 325), dtype=np.float32),
+                           rng.random((6, 36), dtype=np.float32)), ((3, 3), (5, 5), (0, 8)))  # (0, 8): linear
     path = tmp_path / "sketched.vfp"
     fingerprint_file.save(dataclasses.replace(fingerprint, weights=sketch), path)
     loaded = fingerprint_file.load(path).weights
@@ -169,6 +169,15 @@ def test_schema_1_files_still_load_without_weight_evidence(tmp_path: Path):
     assert len(old.weights) == 0 and old.settings == SETTINGS
     result = verify(old, load_model(save(conv_model(seed=0), tmp_path / "owner.onnx"), threads=1))
     assert [piece.kind for piece in result.evidence] == ["behaviour"]
+
+
+def test_schema_2_files_still_load_with_their_weight_evidence(tmp_path: Path):
+    """A file written before linear layers were sketched (commit a7a790b): conv_chain(chain_weights(0)) against
+    chain_weights(1..3), 2 seeds, 16 px.  Its convolution sketch still proves lineage."""
+    old = fingerprint_file.load(Path(__file__).parents[1] / "data" / "fingerprint_schema2.vfp")
+    assert old.weights.kernels == ((3, 3),) * 3 and old.settings == SETTINGS
+    result = verify(old, load_model(save(conv_chain(chain_weights(0)), tmp_path / "owner.onnx"), threads=1))
+    assert result.evidence[0].kind == "weights" and result.verdict == "derived"
 
 
 def _forge(source: Path, target: Path, change_meta=None, members: dict[str, bytes] | None = None,
@@ -229,6 +238,8 @@ FORGED = [  # (id, forge keyword arguments, message)
     ("float64 array", {"members": {"arrays/critical.npy": _npy(np.zeros((2, 3, 8, 8)))}}, "expected float32"),
     ("sketch rows beyond the limit", {"members": {"weights/layer_0.npy": _npy(np.zeros((5000, 45), np.float32))},
                                       "change_meta": _set("weights", {"kernels": [[3, 3]]})}, "larger than"),
+    ("linear group out of range", {"members": {"weights/layer_0.npy": _npy(np.zeros((4, 3), np.float32))},
+                                   "change_meta": _set("weights", {"kernels": [[0, 2]]})}, "linear group"),
     ("empty sketch layer", {"members": {"weights/layer_0.npy": _npy(np.zeros((0, 45), np.float32))},
                             "change_meta": _set("weights", {"kernels": [[3, 3]]})}, "no rows"),
 ]

@@ -3,6 +3,8 @@ what its sketch gives away."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import onnx
 import pytest
@@ -140,3 +142,123 @@ def test_sketch_does_not_give_the_weights_back():
 def test_models_without_qualifying_convolutions_have_an_empty_sketch():
     assert len(weights.sketch(conv_chain([OWNER[0], OWNER[4]]))) == 0
     assert weights.compare(weights.EMPTY_SKETCH, weights.sketch(conv_chain(OWNER))).score == 0.0
+
+
+# Linear layers (MatMul / Gemm weights, as transformers are exported): the same evidence, inputs cut into groups.
+
+def _mlp_weights(seed: int, widths: tuple[int, ...] = (24, 48, 48, 32)) -> list[np.ndarray]:
+    """(out, in) weights with a shared population structure (every row leans on the same inputs a little) plus
+    per-row identity, like trained layers."""
+    rng = np.random.default_rng(seed)
+    shared = np.random.default_rng(99)
+    return [(0.3 * shared.normal(size=(1, n_in)) + rng.normal(size=(n_out, n_in))).astype(np.float32)
+            for n_in, n_out in itertools.pairwise(widths)]
+
+
+def _mlp(layers: list[np.ndarray], gemm: bool = False, fp16: bool = False) -> onnx.ModelProto:
+    """tokens (N, in) -> (MatMul x @ W^T, or Gemm with transB=1 -> Relu) x n -> out."""
+    nodes, initializers, current = [], [], "tokens"
+    for index, weight in enumerate(layers):
+        name = f"w{index}"
+        stored = weight if gemm else np.ascontiguousarray(weight.T)
+        if fp16:
+            nodes.append(helper.make_node("Cast", [f"{name}_h"], [name], to=TensorProto.FLOAT))
+            initializers.append(numpy_helper.from_array(stored.astype(np.float16), f"{name}_h"))
+        else:
+            initializers.append(numpy_helper.from_array(stored, name))
+        op = helper.make_node("Gemm", [current, name], [f"m{index}"], transB=1) if gemm else \
+            helper.make_node("MatMul", [current, name], [f"m{index}"])
+        nodes += [op, helper.make_node("Relu", [f"m{index}"], [f"r{index}"])]
+        current = f"r{index}"
+    nodes.append(helper.make_node("Identity", [current], ["out"]))
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("tokens", TensorProto.FLOAT,
+                                                                           ["N", layers[0].shape[1]])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+MLP = _mlp_weights(0)
+TOKENS = np.random.default_rng(8).normal(size=(64, 24)).astype(np.float32)
+
+
+def _mlp_score(suspect: list[np.ndarray], **route) -> weights.WeightComparison:
+    return weights.compare(weights.sketch(_mlp(MLP)), weights.sketch(_mlp(suspect, **route)))
+
+
+def _mlp_run(layers: list[np.ndarray]) -> np.ndarray:
+    return make_session(_mlp(layers).SerializeToString()).run(None, {"tokens": TOKENS})[0]
+
+
+def test_linear_layers_are_sketched_and_separate_copies_from_independent_ones():
+    found = weights.sketch(_mlp(MLP))
+    assert found.kernels == ((0, 6), (0, 8), (0, 8))  # 24 inputs: groups of 6; 48: groups of 8
+    same, independent = _mlp_score(MLP), _mlp_score(_mlp_weights(1))
+    assert same.aligned_layers == same.owner_layers == 3 and same.score > 2.5
+    assert abs(independent.score) < 0.15
+    fitted = weights.null()
+    assert fitted.p_value(same.score) < 1e-6 and fitted.p_value(independent.score) > 0.01
+
+
+@pytest.mark.parametrize("route", [{"gemm": True}, {"fp16": True}], ids=["Gemm transB", "fp16"])
+def test_linear_weights_are_read_through_gemm_and_casts(route):
+    assert _mlp_score(MLP, **route).score == pytest.approx(_mlp_score(MLP).score, abs=1e-2)
+
+
+def test_linear_copies_survive_pruning_noise_and_row_scaling():
+    rng = np.random.default_rng(5)
+    pruned = [np.where(np.abs(w) >= np.quantile(np.abs(w), 0.3), w, 0).astype(np.float32) for w in MLP]
+    noisy = [(w + rng.normal(0, 0.05 * w.std(), w.shape)).astype(np.float32) for w in MLP]
+    scaled = [(w * rng.uniform(0.2, 3.0, (len(w), 1))).astype(np.float32) for w in MLP]
+    fitted = weights.null()
+    for suspect in (pruned, noisy, scaled):
+        assert fitted.p_value(_mlp_score(suspect).score) < 1e-6
+
+
+def test_permuted_hidden_units_hide_only_the_layer_that_reads_them():
+    """Permuting layer 0's outputs (and layer 1's inputs to match) keeps the function; layer 0 still matches
+    (outputs are matched row by row), layer 1 reads its inputs in another order and drops to chance, layer 2
+    is untouched: two of three layers still carry the lineage (the documented limit of linear sketches)."""
+    perm = np.random.default_rng(3).permutation(48)
+    permuted = [MLP[0][perm], MLP[1][:, perm], MLP[2]]
+    np.testing.assert_allclose(_mlp_run(permuted), _mlp_run(MLP), rtol=1e-4, atol=1e-4)
+    full, found = _mlp_score(MLP).score, _mlp_score(permuted).score
+    assert found == pytest.approx(full * 2 / 3, abs=0.15)
+    assert weights.null().p_value(found) < 1e-6
+
+
+def test_small_linear_layers_are_not_sketched():
+    assert len(weights.sketch(_mlp([np.ones((32, 12), np.float32), np.ones((3, 32), np.float32)]))) == 0
+
+
+def test_linear_sketch_does_not_give_the_weights_back():
+    """As for convolutions: a row's g x g Gram matrix over its input blocks fixes the blocks only up to a rotation
+    of the block space, a different one per row, so even with every row's norm the rebuilt layers are unrelated
+    to the real ones and compute nothing closer to the owner's function than independent networks."""
+    found = weights.sketch(_mlp(MLP))
+    rebuilt = []
+    for layer, kernel, truth in zip(found.layers, found.kernels, MLP, strict=True):
+        group = kernel[1]
+        blocks = truth.shape[1] // group
+        rows = []
+        for descriptor in layer:
+            gram = np.zeros((group, group))
+            gram[np.triu_indices(group)] = descriptor
+            gram = gram + gram.T - np.diag(np.diag(gram))
+            values, vectors = np.linalg.eigh(gram)
+            factor = (vectors * np.sqrt(np.clip(values, 0, None))).T[::-1]  # (g, g): G = F^T F
+            padded = np.zeros((blocks, group))
+            padded[:min(blocks, group)] = factor[:blocks]
+            rows.append(padded.ravel())
+        guess = np.stack(rows) * np.linalg.norm(truth, axis=1, keepdims=True)  # even given every row's norm
+        guess = np.pad(guess, ((0, 0), (0, truth.shape[1] - guess.shape[1]))).astype(np.float32)
+        cosine = float((guess * truth).sum() / (np.linalg.norm(guess) * np.linalg.norm(truth)))
+        assert abs(cosine) < 0.5, cosine
+        rebuilt.append(guess)
+    owner_out = _mlp_run(MLP).ravel()
+
+    def closeness(layers: list[np.ndarray]) -> float:
+        return float(np.corrcoef(owner_out, _mlp_run(layers).ravel())[0, 1])
+
+    assert closeness(rebuilt) < min(closeness(_mlp_weights(seed)) for seed in (1, 2, 3))
