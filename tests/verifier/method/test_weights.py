@@ -262,3 +262,13 @@ def test_linear_sketch_does_not_give_the_weights_back():
         return float(np.corrcoef(owner_out, _mlp_run(layers).ravel())[0, 1])
 
     assert closeness(rebuilt) < min(closeness(_mlp_weights(seed)) for seed in (1, 2, 3))
+
+
+def test_large_sketches_are_aligned_on_best_rows_with_the_same_verdicts(monkeypatch: pytest.MonkeyPatch):
+    """Beyond EXACT_ALIGNMENT_PAIRS layer pairs (hundreds of transformer layers) layers are aligned without
+    matchings; copies score exactly as before, and independent models stay at chance."""
+    exact = [_mlp_score(MLP).score, _mlp_score(_mlp_weights(1)).score, _score(OWNER, conv_chain(OWNER)).score]
+    monkeypatch.setattr(weights, "EXACT_ALIGNMENT_PAIRS", 0)
+    cheap = [_mlp_score(MLP).score, _mlp_score(_mlp_weights(1)).score, _score(OWNER, conv_chain(OWNER)).score]
+    assert cheap[0] == pytest.approx(exact[0], abs=1e-9) and cheap[2] == pytest.approx(exact[2], abs=1e-9)
+    assert abs(cheap[1]) < 0.15
