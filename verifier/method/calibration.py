@@ -141,9 +141,13 @@ class MeasuredNull:
 
 
 @functools.cache
-def measured_null(name: str, min_std: float) -> MeasuredNull | None:
-    """The null `nulls/<name>.json` (its `scores`), std floored at `min_std`; None when none was measured."""
+def measured_null(name: str, min_std: float) -> MeasuredNull:
+    """The null `nulls/<name>.json` (its `scores`) shipped with verifier, std floored at `min_std`.
+
+    Every piece of evidence ships one (a test checks): without it a verdict would rest on the weak references
+    alone, so a missing file is a broken installation, not a reason to carry on.
+    """
     path = NULLS / f"{name}.json"
     if not path.is_file():
-        return None
+        raise FileNotFoundError(f"verifier/nulls/{name}.json is missing: the package is incomplete")
     return MeasuredNull.fit([float(value) for value in json.loads(path.read_text())["scores"]], min_std)

@@ -31,17 +31,19 @@ def test_response_score_is_fisher_z_of_the_mean():
     assert response_score(owner, suspect, references) == pytest.approx(expected)
 
 
-def test_evidence_says_when_no_real_model_null_backs_it(monkeypatch: pytest.MonkeyPatch):
-    """A measured null of independent real models raises the threshold and is named; without one the evidence
-    says so, because its `similar` then rests on weak references alone."""
+def test_evidence_is_held_to_a_null_of_independent_real_models():
+    """A measured null of independent real models raises the threshold and is named; every method ships one
+    (without it a `similar` would rest on weak references alone), and a missing one is a broken install."""
     from verifier.method import behaviour
-    from verifier.method.calibration import Calibration, MeasuredNull
+    from verifier.method.calibration import Calibration, MeasuredNull, measured_null
 
     calibration = Calibration(null_scores=(0.1, 0.2, 0.3, 0.15), references=("a", "b", "c", "d"), fpr=0.01)
     backed = behaviour.evidence(calibration, 0.5, "response", 0.005, MeasuredNull.fit([0.0, 4.0, 8.0, 2.0]))
     assert "4 pairs of independent real models" in backed.detail
     assert backed.threshold > calibration.threshold_at(0.005)
-    monkeypatch.setattr(behaviour, "measured_null", lambda name, min_std: None)
-    bare = behaviour.evidence(calibration, 0.5, "paper", 0.005)
-    assert "no null of independent real models ships" in bare.detail
-    assert bare.threshold == calibration.threshold_at(0.005)
+    for method in behaviour.METHODS:
+        shipped = behaviour.evidence(calibration, 0.5, method, 0.005)
+        assert "pairs of independent real models" in shipped.detail
+        assert shipped.threshold > calibration.threshold_at(0.005)
+    with pytest.raises(FileNotFoundError, match="package is incomplete"):
+        measured_null("behaviour-no-such-method", 1.0)
