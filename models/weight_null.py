@@ -1,6 +1,6 @@
 """Measure the weight-lineage null on real models, and establish which of them are related.
 
-Run: python -m models.weight_null [--third-party ../shared/third_party] [--work DIR] [--write]
+Run: python -m models.weight_null [--third-party ../shared/third_party] [--work DIR] [--write] [--linear-attacks]
 
 Every model in the third-party folder that exports is exported to ONNX (kept in --work, so a
 rerun only compares) and sketched (:mod:`verifier.method.weights`).  Every ordered pair of distinct
@@ -84,6 +84,34 @@ def state_dict_layers(path: Path) -> list[np.ndarray]:
             if torch.is_tensor(value) and value.ndim in (2, 4) and value.is_floating_point()]
 
 
+def linear_layers_only(sketch: weights.WeightSketch) -> weights.WeightSketch:
+    """The linear layers of a sketch (kernel key (0, g)), to measure what they carry on their own."""
+    kept = [(layer, kernel) for layer, kernel in zip(sketch.layers, sketch.kernels, strict=True) if kernel[0] == 0]
+    return weights.WeightSketch(tuple(layer for layer, _ in kept), tuple(kernel for _, kernel in kept))
+
+
+def attacked_linear_scores(tensors: list[np.ndarray]) -> dict[str, float]:
+    """Weight-level attacks (models.attacks' pruning and weight noise, and an fp16 round trip) on the linear
+    layers of a real state_dict, scored against the original on linear layers alone: real trained transformers
+    need no architecture for this, only their weight matrices."""
+    import torch
+
+    from models.attacks import prune, weight_noise
+
+    bag = torch.nn.ModuleList()
+    for tensor in tensors:
+        if tensor.ndim == 2:
+            layer = torch.nn.Linear(tensor.shape[1], tensor.shape[0], bias=False)
+            layer.weight.data = torch.from_numpy(tensor.copy())
+            bag.append(layer)
+    owner = linear_layers_only(weights.sketch_weights([layer.weight.detach().numpy() for layer in bag]))
+    attacked = {"fp16": [layer.weight.detach().half().float().numpy() for layer in bag]}
+    for name, net in (("prune 30%", prune(bag, 0.3)), ("prune 60%", prune(bag, 0.6)),
+                      ("noise 1%", weight_noise(bag, 0.01, 0)), ("noise 5%", weight_noise(bag, 0.05, 0))):
+        attacked[name] = [layer.weight.detach().numpy() for layer in net]
+    return {name: weights.compare(owner, weights.sketch_weights(found)).score for name, found in attacked.items()}
+
+
 def families(names: list[str], scores: dict[tuple[str, str], float]) -> list[list[str]]:
     """Groups of files linked (transitively) by a pair scoring above RELATED_SCORE in either direction."""
     parent = {name: name for name in names}
@@ -108,6 +136,8 @@ def main() -> None:
     parser.add_argument("--third-party", type=Path, default=Path("../shared/third_party"))
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "verifier" / "third_party_onnx")
     parser.add_argument("--write", action="store_true", help=f"write the null to {NULL_FILE}")
+    parser.add_argument("--linear-attacks", action="store_true",
+                        help="also score weight-level attacks on the linear layers of every state_dict that has some")
     args = parser.parse_args()
     from verifier.graph.onnx_file import read_onnx
 
@@ -117,9 +147,15 @@ def main() -> None:
         name = str(path.relative_to(args.third_party))
         if path.suffix in (".pth", ".pt", ".pkl") and name not in sketches:
             try:
-                sketches[name] = weights.sketch_weights(state_dict_layers(path))
+                tensors = state_dict_layers(path)
             except Exception as exc:  # pickled modules and the like: not loadable without running code
                 print(f"not read as a state_dict: {name}: {type(exc).__name__}", flush=True)
+                continue
+            sketches[name] = weights.sketch_weights(tensors)
+            if args.linear_attacks and len(linear_layers_only(sketches[name])):
+                scores = attacked_linear_scores(tensors)
+                print(f"linear layers of {name}, attacked copy scores: "
+                      + ", ".join(f"{attack} {value:.2f}" for attack, value in scores.items()), flush=True)
     sketched = [name for name, found in sketches.items() if len(found)]
     print(f"{len(exported)} models exported, {len(sketched)} with sketchable layers")
     started = time.perf_counter()

@@ -39,3 +39,19 @@ def test_average_of_two_models_is_their_mean():
 
     a, b = torch.nn.Conv2d(2, 3, 3), torch.nn.Conv2d(2, 3, 3)
     assert torch.allclose(averaged(a, b).weight, (a.weight + b.weight) / 2)
+
+
+def test_attacked_linear_scores_cover_each_attack_and_only_linear_layers():
+    """A state_dict's 2-D tensors attacked as linear layers (4-D tensors ignored): a light attack keeps almost a
+    copy's score, 60% pruning keeps less, every one stays far above independent layers (about 0)."""
+    import numpy as np
+
+    from models.weight_null import attacked_linear_scores
+
+    rng = np.random.default_rng(0)
+    tensors = [rng.normal(size=(8, 16, 3, 3)).astype(np.float32),
+               *(rng.normal(size=(48, 32)).astype(np.float32) for _ in range(3))]
+    scores = attacked_linear_scores(tensors)
+    assert set(scores) == {"fp16", "prune 30%", "prune 60%", "noise 1%", "noise 5%"}
+    assert scores["fp16"] > 3.0 and scores["noise 1%"] > 3.0
+    assert 0.5 < scores["prune 60%"] < scores["prune 30%"] < scores["noise 1%"]
