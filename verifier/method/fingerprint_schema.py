@@ -19,7 +19,7 @@ import numpy as np
 from verifier.errors import InputError
 from verifier.method.behaviour import METHODS
 from verifier.method.degradation import KINDS
-from verifier.method.weights import MAX_LINEAR_GROUP, MAX_ROWS, MIN_LINEAR_GROUP, kernel_elements
+from verifier.method.weights import MAX_LAYERS, MAX_LINEAR_GROUP, MAX_ROWS, MIN_LINEAR_GROUP, kernel_elements
 
 #: Limits on what a fingerprint may state (far above anything verifier writes).
 MAX_SEEDS = 64
@@ -29,7 +29,6 @@ MAX_CHANNELS = 4
 MAX_SCALE = 8
 MAX_REFERENCES = 256
 MAX_EVALUATIONS = 1_000_000
-MAX_SKETCH_LAYERS = 1024
 MAX_KERNEL = 15
 #: The JSON member, read before anything else.
 MAX_META_BYTES = 1 << 20
@@ -111,7 +110,7 @@ def check_meta(meta: Any) -> None:
     _int(cost["evaluations"], 0, MAX_EVALUATIONS * MAX_SEEDS, "cost evaluations")
     _float(cost["seconds"], 0.0, 1e9, "cost seconds")
     kernels = _keys(meta.get("weights", {"kernels": []}), {"kernels"}, "weights")["kernels"]
-    _require(isinstance(kernels, list) and len(kernels) <= MAX_SKETCH_LAYERS, "weights kernels must be a list")
+    _require(isinstance(kernels, list) and len(kernels) <= MAX_LAYERS, "weights kernels must be a list")
     for kernel in kernels:
         _require(isinstance(kernel, list) and len(kernel) == 2, "a kernel size must be [height, width]")
         if kernel[0] == 0:  # a linear layer cut into groups of kernel[1] inputs

@@ -66,8 +66,10 @@ MIN_KERNEL_ELEMENTS = 9
 _MAX_CORRELATION = 0.999
 #: Largest layer (elements) a sketch is computed for, against crafted huge tensors.
 MAX_LAYER_ELEMENTS = 1 << 26
-#: Most output channels a sketched layer may have (a fingerprint file holds no more).
+#: Most output channels a sketched layer may have, and most layers a sketch keeps (the first ones in graph
+#: order): a fingerprint file holds no more, and alignment costs grow with their product.
 MAX_ROWS = 4096
+MAX_LAYERS = 1024
 #: Largest and smallest group of consecutive inputs a linear layer's rows are cut into (see _linear_as_blocks).
 MAX_LINEAR_GROUP = 8
 MIN_LINEAR_GROUP = 4
@@ -220,6 +222,8 @@ def sketch_weights(weights: list[np.ndarray]) -> WeightSketch:
         if found is not None and found[0].size <= MAX_LAYER_ELEMENTS and len(found[0]) <= MAX_ROWS:
             layers.append(_descriptors(found[0]))
             kernels.append(found[1])
+        if len(layers) == MAX_LAYERS:
+            break
     return WeightSketch(tuple(layers), tuple(kernels))
 
 

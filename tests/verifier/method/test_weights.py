@@ -272,3 +272,9 @@ def test_large_sketches_are_aligned_on_best_rows_with_the_same_verdicts(monkeypa
     cheap = [_mlp_score(MLP).score, _mlp_score(_mlp_weights(1)).score, _score(OWNER, conv_chain(OWNER)).score]
     assert cheap[0] == pytest.approx(exact[0], abs=1e-9) and cheap[2] == pytest.approx(exact[2], abs=1e-9)
     assert abs(cheap[1]) < 0.15
+
+
+def test_a_sketch_keeps_at_most_max_layers(monkeypatch: pytest.MonkeyPatch):
+    """The first MAX_LAYERS qualifying layers in graph order: a fingerprint file holds no more."""
+    monkeypatch.setattr(weights, "MAX_LAYERS", 2)
+    assert weights.sketch(_mlp(MLP)).kernels == ((0, 6), (0, 8))
