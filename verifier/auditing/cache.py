@@ -5,13 +5,15 @@ fingerprint).  What costs time is exporting non-ONNX files (a framework import a
 equivalence check, seconds each) and a suspect's evidence (its residuals on an owner's
 probes, or its own critical images for the ``paper`` method).  Both are stored here under
 a key that hashes everything they depend on (file digest, exporter, settings, thread count,
-verifier version), so a changed file or setting simply misses the cache.  Files are written
+verifier version and the code and shipped nulls that decide, see :func:`code_digest`), so a changed
+file, setting or rule simply misses the cache.  Files are written
 atomically, so parallel workers and interrupted runs never leave a half-written entry, and
 arrays are read back with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -30,9 +32,30 @@ def default_cache_dir() -> Path:
 
 
 def key(**parts: object) -> str:
-    """A stable digest of `parts` (JSON-serialisable) and the verifier version."""
-    text = json.dumps({"verifier": __version__, **parts}, sort_keys=True)
+    """A stable digest of `parts` (JSON-serialisable), the verifier version and :func:`code_digest`."""
+    text = json.dumps({"verifier": __version__, "code": code_digest(), **parts}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@functools.cache
+def code_digest() -> str:
+    """sha256 over the installed verifier and exporters packages' sources and shipped data (nulls, references).
+
+    The version string alone does not move when the rules do (a remeasured null, a new kind of layer in the
+    weight sketch, a fixed exporter): a verdict cached before such a change would be served after it.  Read once
+    per process; a few hundred small files.
+    """
+    return tree_digest(Path(__file__).resolve().parents[2])
+
+
+def tree_digest(root: Path) -> str:
+    """sha256 over the names and contents of the .py, .json and .onnx files of `root`'s verifier and exporters."""
+    digest = hashlib.sha256()
+    for package in ("verifier", "exporters"):
+        for path in sorted((root / package).rglob("*")):
+            if path.suffix in (".py", ".json", ".onnx") and path.is_file():
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 class Cache:

@@ -64,6 +64,39 @@ def test_a_changed_file_is_judged_again(scene: dict[str, Path], trained_models: 
     assert row.verdict == "independent" and not row.pairs[0].cached
 
 
+def test_verdicts_cached_under_other_rules_are_judged_again(scene: dict[str, Path], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch):
+    """The version string does not move when a null is remeasured or the weight sketch changes: the cache key
+    holds a digest of the code and shipped data that decide, so verdicts cached before such a change miss."""
+    from verifier.auditing import cache
+
+    _audit(scene, tmp_path)
+    monkeypatch.setattr(cache, "code_digest", lambda: "rules of another build")
+    again = _audit(scene, tmp_path)
+    assert not any(pair.cached for row in again.rows for pair in row.pairs)
+
+
+def test_the_code_digest_moves_with_a_null_or_a_source_and_nothing_else(tmp_path: Path):
+    import shutil
+
+    from verifier.auditing.cache import code_digest, tree_digest
+
+    installed = Path(verifier.__file__).resolve().parents[1]
+    assert code_digest() == tree_digest(installed)
+    shutil.copytree(installed / "verifier" / "nulls", tmp_path / "verifier" / "nulls")
+    (tmp_path / "exporters").mkdir()
+    (tmp_path / "exporters" / "base.py").write_text("x = 1\n")
+    before = tree_digest(tmp_path)
+    (tmp_path / "exporters" / "notes.txt").write_text("not code")
+    (tmp_path / "verifier" / "nulls" / "base.pyc").write_bytes(b"compiled")
+    assert tree_digest(tmp_path) == before
+    null = tmp_path / "verifier" / "nulls" / "weights.json"
+    null.write_text(null.read_text().replace("0.1", "0.2", 1))
+    remeasured = tree_digest(tmp_path)
+    (tmp_path / "exporters" / "base.py").write_text("x = 2\n")
+    assert len({before, remeasured, tree_digest(tmp_path)}) == 3
+
+
 @pytest.mark.parametrize("damage", ["", "[1, 2]", '{"verdict": "derived"}', "not json"])
 def test_a_damaged_verdict_is_judged_again(scene: dict[str, Path], tmp_path: Path, damage: str,
                                           monkeypatch: pytest.MonkeyPatch):
