@@ -108,6 +108,8 @@ def layer_weights(model: onnx.ModelProto) -> list[np.ndarray]:
 
 
 def _layer_weight(node: onnx.NodeProto, folder: _Folder) -> np.ndarray | None:
+    """The node's weight in (out, in[, kh, kw]) layout, or None when it is computed at run time (attention's
+    MatMuls of two activations), not floating point, or a grouped ConvTranspose."""
     if node.op_type not in ("Conv", "ConvTranspose", "MatMul", "Gemm") or len(node.input) < 2:
         return None
     value = folder.value(node.input[1])
