@@ -314,6 +314,18 @@ def main() -> None:
     write(rows, args.out)
 
 
+#: The benchmark's stored pairs (``--out``'s default), which the probe studies take their negatives from.
+PAIRS = Path(__file__).resolve().parent / "benchmark_results" / "real" / "pairs.json"
+
+
+def real_negatives(owner: str, pairs: Path = PAIRS) -> list[str]:
+    """The third-party models the benchmark scored as real independent negatives of `owner` (pairs that
+    failed with an error left out), sorted."""
+    rows = json.loads(pairs.read_text())
+    return sorted(row["suspect"] for row in rows if row["owner"] == owner and row["family"] == "independent (real)"
+                  and "error" not in row)
+
+
 def write(rows: list[dict], out: Path) -> None:
     """results.json (every pair) and results.md (per attack family, per owner)."""
     out.mkdir(parents=True, exist_ok=True)

@@ -52,13 +52,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.bench_real import OWNERS, load_module, other_architecture, reinitialised
+from models.bench_real import OWNERS, load_module, other_architecture, real_negatives, reinitialised
 from models.torch_archs import EDSR, RCAN, DnCNN, UNet
 from models.training import Task, images, psnr, train
 from models.weight_null import safe_name
 
 THIRD_PARTY = Path(__file__).resolve().parents[1] / ".." / "shared" / "third_party"
-PAIRS = Path(__file__).resolve().parent / "benchmark_results" / "real" / "pairs.json"
 REPORT = Path(__file__).resolve().parent / "benchmark_results" / "real" / "conferrable_probes.md"
 CONVERGED = Path("/tmp/distill_probes/students")
 TINY = 1e-12
@@ -165,9 +164,7 @@ def suspects(owner_name: str, work: Path) -> list[tuple[str, str, Path]]:
     converged = sorted((CONVERGED / safe_name(owner_name)).glob("*.onnx"))
     found += [("converged thief student", path.stem, path) for path in converged]
     found.append(("sanity (owner export)", "plain", folder / "plain.onnx"))
-    rows = json.loads(PAIRS.read_text())
-    found += [("real negative", row["suspect"], work / f"{safe_name(row['suspect'])}.onnx") for row in rows
-              if row["owner"] == owner_name and row["family"] == "independent (real)"]
+    found += [("real negative", name, work / f"{safe_name(name)}.onnx") for name in real_negatives(owner_name)]
     return found
 
 

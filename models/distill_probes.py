@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.bench_real import OWNERS
+from models.bench_real import OWNERS, real_negatives
 from models.training import Task, images
 from models.weight_null import safe_name
 from verifier import load_model
@@ -158,12 +158,10 @@ def statistics(out: dict[str, np.ndarray], clean: np.ndarray, base: np.ndarray, 
 
 def measure(work: Path, cache: Path, threads: int) -> dict:
     """Per owner, per probe set: every suspect's statistics and the references' (for z units)."""
-    pairs = json.loads(Path("models/benchmark_results/real/pairs.json").read_text())
     report: dict = {}
     for owner_name, task in OWNERS.items():
         owner_safe = safe_name(owner_name)
-        negatives = sorted(r["suspect"] for r in pairs if r["owner"] == owner_name and r["family"] ==
-                           "independent (real)" and "error" not in r)
+        negatives = real_negatives(owner_name)
         folder = BUNDLED / f"{task.kind}-c{task.channels}-x{task.scale}"
         paths = {"owner": work / "attacks" / owner_safe / "plain.onnx"}
         paths.update({f"ref:{p.stem}": p for p in sorted(folder.glob("*.onnx"))})
