@@ -217,11 +217,13 @@ def sketch(model: onnx.ModelProto) -> WeightSketch:
 
 def sketch_weights(weights: list[np.ndarray]) -> WeightSketch:
     """The sketch of layer weights given in the order the network applies them: (out, in, kh, kw) convolutions,
-    (out, in) linear layers; other shapes and layers too small to describe are left out."""
+    (out, in) linear layers; other shapes, layers too small to describe and layers holding NaN or Inf (a crafted
+    file's, which no matching could use) are left out."""
     layers, kernels = [], []
     for weight in weights:
         found = _linear_as_blocks(weight) if weight.ndim == 2 else _convolution(weight) if weight.ndim == 4 else None
-        if found is not None and found[0].size <= MAX_LAYER_ELEMENTS and len(found[0]) <= MAX_ROWS:
+        if found is not None and found[0].size <= MAX_LAYER_ELEMENTS and len(found[0]) <= MAX_ROWS \
+                and np.isfinite(found[0]).all():
             layers.append(_descriptors(found[0]))
             kernels.append(found[1])
         if len(layers) == MAX_LAYERS:

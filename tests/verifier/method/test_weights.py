@@ -278,3 +278,15 @@ def test_a_sketch_keeps_at_most_max_layers(monkeypatch: pytest.MonkeyPatch):
     """The first MAX_LAYERS qualifying layers in graph order: a fingerprint file holds no more."""
     monkeypatch.setattr(weights, "MAX_LAYERS", 2)
     assert weights.sketch(_mlp(MLP)).kernels == ((0, 6), (0, 8))
+
+
+def test_layers_holding_nan_or_inf_are_left_out():
+    """A crafted suspect's non-finite weights (in a branch whose output is unused, say) would break the matching:
+    the layer is left out and the other layers still decide."""
+    for value in (np.nan, np.inf):
+        poisoned = [w.copy() for w in OWNER]
+        poisoned[2][0, 0, 0, 0] = value
+        found = weights.sketch(conv_chain(poisoned))
+        assert len(found) == 2 and all(np.isfinite(layer).all() for layer in found.layers)
+        result = weights.compare(weights.sketch(conv_chain(OWNER)), found)
+        assert result.aligned_layers == 2 and result.score > 1.5
