@@ -139,8 +139,9 @@ def main() -> None:
     report(pairs)
     if args.write:
         null_file(args.method).write_text(json.dumps({
-            "made_by": "python -m models.behaviour_null --write" + (f" --method {args.method}"
-                                                                     if args.method != "response" else ""),
+            "made_by": "python -m models.behaviour_null --write"
+                       + (f" --method {args.method}" if args.method != "response" else "")
+                       + (f" --owners {args.owners}" if args.owners != parser.get_default("owners") else ""),
             "unit": "null standard deviations of the owner's fingerprint (z)",
             "scores": [z for _, _, z in pairs],
             "pairs": pairs,
