@@ -86,7 +86,8 @@ def state_dict_layers(path: Path) -> list[np.ndarray]:
 
 def linear_layers_only(sketch: weights.WeightSketch) -> weights.WeightSketch:
     """The linear layers of a sketch (kernel key (0, g)), to measure what they carry on their own."""
-    kept = [(layer, kernel) for layer, kernel in zip(sketch.layers, sketch.kernels, strict=True) if kernel[0] == 0]
+    kept = [(layer, kernel) for layer, kernel in zip(sketch.layers, sketch.kernels, strict=True)
+            if weights.is_linear(kernel)]
     return weights.WeightSketch(tuple(layer for layer, _ in kept), tuple(kernel for _, kernel in kept))
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from verifier.errors import InputError
 from verifier.method.behaviour import METHODS
 from verifier.method.degradation import KINDS
-from verifier.method.weights import MAX_LAYERS, MAX_LINEAR_GROUP, MAX_ROWS, MIN_LINEAR_GROUP, kernel_elements
+from verifier.method.weights import MAX_LAYERS, MAX_LINEAR_GROUP, MAX_ROWS, MIN_LINEAR_GROUP, is_linear, kernel_elements
 
 #: Limits on what a fingerprint may state (far above anything verifier writes).
 MAX_SEEDS = 64
@@ -113,7 +113,7 @@ def check_meta(meta: Any) -> None:
     _require(isinstance(kernels, list) and len(kernels) <= MAX_LAYERS, "weights kernels must be a list")
     for kernel in kernels:
         _require(isinstance(kernel, list) and len(kernel) == 2, "a kernel size must be [height, width]")
-        if kernel[0] == 0:  # a linear layer cut into groups of kernel[1] inputs
+        if is_linear(kernel):  # a linear layer cut into groups of kernel[1] inputs
             _int(kernel[1], MIN_LINEAR_GROUP, MAX_LINEAR_GROUP, "linear group")
         else:
             for side in kernel:

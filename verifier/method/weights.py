@@ -194,10 +194,15 @@ def _fold(node: onnx.NodeProto, inputs: list[np.ndarray | None]) -> np.ndarray |
     return None
 
 
+def is_linear(kernel: tuple[int, int]) -> bool:
+    """Whether a sketch's kernel key is a linear layer's (0, g) rather than a convolution's (kh, kw)."""
+    return kernel[0] == 0
+
+
 def kernel_elements(kernel: tuple[int, int]) -> int:
     """Positions a layer's descriptor is the Gram matrix of: kh * kw, or g for a linear layer's key (0, g)."""
     kh, kw = kernel
-    return kw if kh == 0 else kh * kw
+    return kw if is_linear(kernel) else kh * kw
 
 
 def _descriptors(weight: np.ndarray) -> np.ndarray:
@@ -276,7 +281,7 @@ def _chance_maps(kernel: tuple[int, int]) -> tuple[np.ndarray, ...]:
     a convolution's kernels flipped (vertical, horizontal, both), a linear layer's groups (kernel (0, g)) shifted
     cyclically by 1, 2 and 3 positions.  Moving positions permutes the Gram matrix's entries."""
     kh, kw = kernel
-    if kh == 0:
+    if is_linear(kernel):
         moves = [np.roll(np.arange(kw), shift) for shift in (1, 2, 3)]
     else:
         grid = np.arange(kh * kw).reshape(kh, kw)
@@ -355,8 +360,9 @@ def compare(owner: WeightSketch, suspect: WeightSketch) -> WeightComparison:
     for i, j in candidates:
         raw[i, j] = similarity(owner_layers[i], suspect_layers[j])
     pairs = _alignment(np.maximum(raw, 0.0))
-    total = sum(_matched(owner_layers[i], suspect_layers[j]) - _chance(owner_layers[i], suspect_layers[j],
-                                                                       owner.kernels[i]) for i, j in pairs)
+    matched = raw if similarity is _matched else {(i, j): _matched(owner_layers[i], suspect_layers[j])
+                                                  for i, j in pairs}
+    total = sum(matched[i, j] - _chance(owner_layers[i], suspect_layers[j], owner.kernels[i]) for i, j in pairs)
     return WeightComparison(float(total / len(owner.layers)), len(pairs), len(owner.layers))
 
 

@@ -36,6 +36,19 @@ def _run(model: onnx.ModelProto, image: np.ndarray) -> np.ndarray:
     return make_session(model.SerializeToString()).run(None, {"img": image})[0]
 
 
+def _best_factor(descriptor: np.ndarray, elements: int, channels: int) -> np.ndarray:
+    """What an attacker rebuilds from one row's descriptor: the factor F of its Gram matrix G = F^T F, one row of F
+    per input channel (zeros beyond the matrix's rank): the real rows up to an unknown rotation, at best."""
+    gram = np.zeros((elements, elements))
+    gram[np.triu_indices(elements)] = descriptor
+    gram = gram + gram.T - np.diag(np.diag(gram))
+    values, vectors = np.linalg.eigh(gram)
+    factor = (vectors * np.sqrt(np.clip(values, 0, None))).T[::-1]
+    padded = np.zeros((channels, elements))
+    padded[:min(channels, elements)] = factor[:channels]
+    return padded
+
+
 OWNER = chain_weights(0)
 IMAGE = np.random.default_rng(9).random((1, 1, 24, 24), dtype=np.float32)
 
@@ -113,16 +126,7 @@ def test_sketch_does_not_give_the_weights_back():
     rebuilt = [OWNER[0]]  # not sketched: the attacker gets it free here, to be generous
     for layer, weight in zip(found.layers, OWNER[1:4], strict=True):
         inputs = weight.shape[1]
-        rows = []
-        for descriptor in layer:
-            gram = np.zeros((9, 9))
-            gram[np.triu_indices(9)] = descriptor
-            gram = gram + gram.T - np.diag(np.diag(gram))
-            values, vectors = np.linalg.eigh(gram)
-            factor = (vectors * np.sqrt(np.clip(values, 0, None))).T[::-1]  # (9, 9): G = F^T F
-            padded = np.zeros((inputs, 9))
-            padded[:min(inputs, 9)] = factor[:inputs]
-            rows.append(padded.reshape(inputs, 3, 3))
+        rows = [_best_factor(descriptor, 9, inputs).reshape(inputs, 3, 3) for descriptor in layer]
         rebuilt.append(np.stack(rows).astype(np.float32))
     rebuilt.append(OWNER[4])
     for guess, truth in zip(rebuilt[1:4], OWNER[1:4], strict=True):
@@ -241,17 +245,8 @@ def test_linear_sketch_does_not_give_the_weights_back():
     for layer, kernel, truth in zip(found.layers, found.kernels, MLP, strict=True):
         group = kernel[1]
         blocks = truth.shape[1] // group
-        rows = []
-        for descriptor in layer:
-            gram = np.zeros((group, group))
-            gram[np.triu_indices(group)] = descriptor
-            gram = gram + gram.T - np.diag(np.diag(gram))
-            values, vectors = np.linalg.eigh(gram)
-            factor = (vectors * np.sqrt(np.clip(values, 0, None))).T[::-1]  # (g, g): G = F^T F
-            padded = np.zeros((blocks, group))
-            padded[:min(blocks, group)] = factor[:blocks]
-            rows.append(padded.ravel())
-        guess = np.stack(rows) * np.linalg.norm(truth, axis=1, keepdims=True)  # even given every row's norm
+        guess = np.stack([_best_factor(descriptor, group, blocks).ravel() for descriptor in layer])
+        guess = guess * np.linalg.norm(truth, axis=1, keepdims=True)  # even given every row's norm
         guess = np.pad(guess, ((0, 0), (0, truth.shape[1] - guess.shape[1]))).astype(np.float32)
         cosine = float((guess * truth).sum() / (np.linalg.norm(guess) * np.linalg.norm(truth)))
         assert abs(cosine) < 0.5, cosine
